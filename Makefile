@@ -24,13 +24,13 @@ endif
 CC ?= cc
 NVCC ?= nvcc
 OPT ?= -O2
-CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Iinclude -I. -fPIC -MMD -MP \
+CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation -Iinclude -I. -I/usr/include/postgresql -fPIC -MMD -MP \
           -D_GNU_SOURCE -pthread $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS) -pthread
-LIBS := -lrdkafka -lpq -lsndfile -ljansson -lsoxr -lcurl -lopenblas -lfftw3f -lm
+LIBS := -lrdkafka -lpq -lsndfile -ljansson -lsoxr -lcurl -lcrypto -lopenblas -lfftw3f -lm
 
 DEB_PKGS := gcc make pkg-config librdkafka-dev libpq-dev libsndfile1-dev libjansson-dev \
-            libsoxr-dev libcurl4-openssl-dev libopenblas-dev libfftw3-dev uuid-dev \
+            libsoxr-dev libcurl4-openssl-dev libssl-dev libopenblas-dev libfftw3-dev uuid-dev \
             postgresql-15 postgresql-client-15 espeak-ng libespeak-ng-dev sox
 
 LIB_SRCS := $(wildcard lib/*.c producers/*.c workers/*.c scheduler/*.c kernels/*.c \
@@ -40,7 +40,8 @@ TEST_SRCS := $(wildcard tests/[0-9][0-9][0-9][0-9]-*.c)
 EX_SRCS := $(wildcard producers/examples/*.c)
 CU_SRCS := $(wildcard kernels/cuda/*.cu)
 
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schema_sql.o
+SQL_SRCS := $(sort $(wildcard schema/[0-9][0-9][0-9]_*.sql))
 CMD_OBJS := $(CMD_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 EX_BINS := $(EX_SRCS:producers/examples/%.c=$(BUILD)/examples/%)
@@ -53,6 +54,14 @@ help:
 	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
 
 $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/schema_sql.c: $(SQL_SRCS) schema/embed.sh
+	@mkdir -p $(dir $@)
+	bash schema/embed.sh $@ $(SQL_SRCS)
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

@@ -20,6 +20,8 @@ const kiln_prop_t kiln_conf_table[] = {
      "Number of workers `kiln up` starts."},
     {"stack.pg_port", KILN_PROP_INT, "0", 0, 65535, U,
      "Loopback port of the embedded Postgres (0 picks a free one)."},
+    {"stack.pg_datadir", KILN_PROP_STR, "", 0, 0, U,
+     "Data directory of the embedded Postgres (recorded by `kiln up`; default <stack.dir>/pg/data)."},
     {"log.level", KILN_PROP_STR, "info", 0, 0, A, "Log level: error, warn, info or debug."},
 
     /* broker */

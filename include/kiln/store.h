@@ -29,6 +29,9 @@ extern "C" {
 
 typedef struct kiln_store_s kiln_store_t;
 
+/** Longest accepted object key, in bytes (the S3 limit). */
+#define KILN_STORE_KEY_MAX 1024
+
 /**
  * Opens the store configured by \p conf (store.url, s3.*). For file:// the
  * root directory is created if missing.
@@ -38,6 +41,12 @@ kiln_store_t *kiln_store_new(const kiln_conf_t *conf, char *errstr, size_t errst
 
 /** Frees \p st; NULL is fine. */
 void kiln_store_destroy(kiln_store_t *st);
+
+/**
+ * @returns the root URI of \p st ("file:///abs/dir" or "s3://bucket[/prefix]",
+ * no trailing '/'), valid until kiln_store_destroy().
+ */
+const char *kiln_store_root(const kiln_store_t *st);
 
 /** @returns KILN_OK if \p key is acceptable, else KILN_ERR_BAD_KEY. */
 kiln_err_t kiln_store_key_check(const char *key);
@@ -56,8 +65,9 @@ kiln_err_t kiln_store_put(kiln_store_t *st, const char *key, const void *data, s
 
 /**
  * Reads the object at \p key. At most \p max_bytes are accepted: a bigger
- * object gives KILN_ERR_TOO_LARGE. On success *data is malloc'ed (caller
- * frees) and NUL-terminated (not counted in *len).
+ * object gives KILN_ERR_TOO_LARGE (0 means no limit). On success *data is
+ * malloc'ed (caller frees) and NUL-terminated (not counted in *len); on
+ * failure *data is NULL and *len 0.
  */
 kiln_err_t kiln_store_get(kiln_store_t *st, const char *key, size_t max_bytes, void **data,
                           size_t *len, char *errstr, size_t errstr_size);
@@ -76,8 +86,18 @@ int kiln_store_exists(kiln_store_t *st, const char *key);
 /** Deletes \p key (missing is not an error). */
 kiln_err_t kiln_store_delete(kiln_store_t *st, const char *key, char *errstr, size_t errstr_size);
 
-/** Writes the full URI of \p key into \p out ("file:///..." or "s3://bucket/..."). */
+/**
+ * Writes the full URI of \p key into \p out ("file:///..." or "s3://bucket/...").
+ * The key appears verbatim (not percent-encoded), as the aws CLI writes s3
+ * URIs; kiln_store_get_uri() accepts exactly this form.
+ */
 void kiln_store_uri(const kiln_store_t *st, const char *key, char *out, size_t out_size);
+
+/**
+ * Writes the SHA-256 of \p len bytes at \p data as 64 lower-case hex digits
+ * plus NUL into \p out (used for S3 payload signing and artifact checksums).
+ */
+void kiln_store_sha256_hex(const void *data, size_t len, char out[65]);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,624 @@
+/*
+ * scheduler/policy.c - the scheduler's policy core: snapshot in, assignment
+ * out. Pure computation: no I/O, no clock, no global state (see
+ * include/kiln/sched.h for the contract, docs/scheduler.md for the why).
+ *
+ * Model. A worker w drains the partitions assigned to it in
+ *   T_w = max(sum_p load_p / tput_w[m_p],  max_p job_p / (tput_w[m_p] / slots_w))
+ *         + sum of swap_cost[m] over modalities it must serve but has not loaded
+ * seconds: its slots share the partitions' work, but one job runs on one slot
+ * (a 2 h file is a floor no placement can beat). load_p is the backlog plus
+ * the measured arrival rate times lookahead_s. The expected drain time of an
+ * assignment is the makespan max_w T_w; a partition with a deadline adds
+ * deadline_weight * (1 + priority) * max(0, T_w - deadline) to it.
+ *
+ * Algorithm, every call:
+ *  1. resolve throughputs (measured, else relative speed x fleet mean, else
+ *     the default) and expected loads;
+ *  2. A0 = the current assignment with dead owners' partitions re-placed
+ *     greedily (these moves are never optional);
+ *  3. two candidates: local search from A0, and a fresh LPT (partitions by
+ *     expected seconds of work, each to the worker where it would finish
+ *     first) followed by the same local search. The local search takes the
+ *     best single move or pairwise swap that lowers (objective, sum of T_w^2)
+ *     until none does. Partitions younger than min_dwell_s with their owner
+ *     are pinned unless their deadline is at risk;
+ *  4. hysteresis: a candidate replaces A0 only if it cuts the makespan by more
+ *     than `hysteresis` (or cuts the deadline penalty) AND the gain exceeds
+ *     move_cost_s per moved loaded partition; of those, the cheapest wins;
+ *  5. idle partitions (no load) stay with their owner when it serves or holds
+ *     that modality, else go to the least loaded worker that does.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/sched.h"
+
+#define M KILN_SCHED_MODALITIES
+
+static const char *const kiln_sched_mod_names[M] = {"transcribe", "speak", "image"};
+
+const char *kiln_sched_modality_name(int modality) {
+    return modality >= 0 && modality < M ? kiln_sched_mod_names[modality] : "?";
+}
+
+int kiln_sched_modality_parse(const char *name) {
+    for (int m = 0; name && m < M; m++)
+        if (!strcmp(name, kiln_sched_mod_names[m]))
+            return m;
+    return -1;
+}
+
+kiln_sched_params_t kiln_sched_default_params(void) {
+    kiln_sched_params_t sp;
+    memset(&sp, 0, sizeof(sp));
+    for (int m = 0; m < M; m++) {
+        sp.swap_cost_s[m] = 10.0;
+        sp.default_throughput[m] = 1.0;
+    }
+    sp.hysteresis = 0.10;
+    sp.move_cost_s = 2.0;
+    sp.min_dwell_s = 30.0;
+    sp.deadline_weight = 4.0;
+    sp.lookahead_s = 60.0;
+    sp.target_drain_s = 300.0;
+    sp.max_iterations = 500;
+    return sp;
+}
+
+/* The inputs of one planning call, resolved once. */
+typedef struct kiln_plan_s {
+    const kiln_sched_params_t *sp;
+    const kiln_sched_partition_t *parts;
+    const kiln_sched_worker_t *ws;
+    int np, nw;
+    double *load;   /* [np] expected load, work units (backlog + rate * lookahead) */
+    double *jobu;   /* [np] largest job, work units */
+    double *tput;   /* [nw*M] resolved throughput, > 0 */
+    int *slots;     /* [nw] */
+    int *live;      /* [nlive] indices of live workers */
+    int nlive;
+    int *pin;       /* [np] 1: must stay with its owner */
+    int *dl;        /* [ndl] loaded partitions with a finite deadline */
+    int ndl;
+    int *order;     /* [np] loaded partitions, largest expected work first */
+    int nord;
+    double mtput[KILN_SCHED_MODALITIES]; /* mean resolved throughput of live workers */
+} kiln_plan_t;
+
+/* One assignment of the loaded partitions and its per-worker sums. */
+typedef struct kiln_asg_s {
+    int *a;         /* [np] worker or -1 */
+    double *work;   /* [nw] sum load / tput, seconds */
+    double *floor;  /* [nw] longest single job on one slot, seconds */
+    int *cnt;       /* [nw*M] loaded partitions per modality */
+    double *T;      /* [nw] expected drain, seconds */
+} kiln_asg_t;
+
+/* Scores of an assignment: J = makespan + deadline_weight * penalty; S breaks ties. */
+typedef struct kiln_score_s {
+    double mk, pen, J, S;
+} kiln_score_t;
+
+static int kiln_plan_mod_(const kiln_plan_t *pl, int p) {
+    return pl->parts[p].modality;
+}
+
+static double kiln_plan_job_s_(const kiln_plan_t *pl, int p, int w) {
+    return pl->jobu[p] * pl->slots[w] / pl->tput[w * M + kiln_plan_mod_(pl, p)];
+}
+
+/* Recomputes T_w from the worker's sums. */
+static void kiln_asg_time_(const kiln_plan_t *pl, kiln_asg_t *as, int w) {
+    double t = as->work[w] > as->floor[w] ? as->work[w] : as->floor[w];
+    for (int m = 0; m < M; m++)
+        if (as->cnt[w * M + m] > 0 && !pl->ws[w].resident[m])
+            t += pl->sp->swap_cost_s[m];
+    as->T[w] = t;
+}
+
+static void kiln_asg_add_(const kiln_plan_t *pl, kiln_asg_t *as, int p, int w) {
+    int m = kiln_plan_mod_(pl, p);
+    double js = kiln_plan_job_s_(pl, p, w);
+    as->a[p] = w;
+    as->work[w] += pl->load[p] / pl->tput[w * M + m];
+    if (js > as->floor[w])
+        as->floor[w] = js;
+    as->cnt[w * M + m]++;
+    kiln_asg_time_(pl, as, w);
+}
+
+static void kiln_asg_remove_(const kiln_plan_t *pl, kiln_asg_t *as, int p) {
+    int w = as->a[p], m = kiln_plan_mod_(pl, p);
+    as->a[p] = -1;
+    as->cnt[w * M + m]--;
+    if (as->cnt[w * M + 0] + as->cnt[w * M + 1] + as->cnt[w * M + 2] == 0) {
+        as->work[w] = 0; /* no float residue on an emptied worker */
+        as->floor[w] = 0;
+    } else {
+        as->work[w] -= pl->load[p] / pl->tput[w * M + m];
+        if (as->work[w] < 0)
+            as->work[w] = 0;
+        if (kiln_plan_job_s_(pl, p, w) >= as->floor[w]) {
+            as->floor[w] = 0;
+            for (int i = 0; i < pl->nord; i++) {
+                int q = pl->order[i];
+                if (as->a[q] == w && kiln_plan_job_s_(pl, q, w) > as->floor[w])
+                    as->floor[w] = kiln_plan_job_s_(pl, q, w);
+            }
+        }
+    }
+    kiln_asg_time_(pl, as, w);
+}
+
+static void kiln_asg_move_(const kiln_plan_t *pl, kiln_asg_t *as, int p, int w) {
+    if (as->a[p] >= 0)
+        kiln_asg_remove_(pl, as, p);
+    kiln_asg_add_(pl, as, p, w);
+}
+
+static kiln_score_t kiln_asg_score_(const kiln_plan_t *pl, const kiln_asg_t *as) {
+    kiln_score_t sc = {0, 0, 0, 0};
+    for (int i = 0; i < pl->nlive; i++) {
+        double t = as->T[pl->live[i]];
+        if (t > sc.mk)
+            sc.mk = t;
+        sc.S += t * t;
+    }
+    for (int i = 0; i < pl->ndl; i++) {
+        int p = pl->dl[i];
+        int prio = pl->parts[p].max_priority > 0 ? pl->parts[p].max_priority : 0;
+        double late = as->a[p] >= 0 ? as->T[as->a[p]] - pl->parts[p].deadline_s : 0;
+        if (late > 0)
+            sc.pen += (1.0 + prio) * late;
+    }
+    sc.J = sc.mk + pl->sp->deadline_weight * sc.pen;
+    return sc;
+}
+
+/* 1 if score a is strictly better than b (objective first, balance second). */
+static int kiln_score_better_(kiln_score_t a, kiln_score_t b) {
+    double ej = 1e-9 * (b.J > 1 ? b.J : 1), es = 1e-9 * (b.S > 1 ? b.S : 1);
+    if (a.J < b.J - ej)
+        return 1;
+    return a.J <= b.J + ej && a.S < b.S - es;
+}
+
+static void kiln_asg_free_(kiln_asg_t *as) {
+    free(as->a);
+    free(as->work);
+    free(as->floor);
+    free(as->cnt);
+    free(as->T);
+    memset(as, 0, sizeof(*as));
+}
+
+static int kiln_asg_init_(const kiln_plan_t *pl, kiln_asg_t *as) {
+    as->a = malloc(sizeof(int) * (pl->np ? pl->np : 1));
+    as->work = calloc(pl->nw ? pl->nw : 1, sizeof(double));
+    as->floor = calloc(pl->nw ? pl->nw : 1, sizeof(double));
+    as->cnt = calloc(pl->nw ? pl->nw * M : 1, sizeof(int));
+    as->T = calloc(pl->nw ? pl->nw : 1, sizeof(double));
+    if (!as->a || !as->work || !as->floor || !as->cnt || !as->T) {
+        kiln_asg_free_(as);
+        return -1;
+    }
+    for (int p = 0; p < pl->np; p++)
+        as->a[p] = -1;
+    return 0;
+}
+
+static int kiln_asg_copy_(const kiln_plan_t *pl, kiln_asg_t *dst, const kiln_asg_t *src) {
+    if (kiln_asg_init_(pl, dst))
+        return -1;
+    memcpy(dst->a, src->a, sizeof(int) * pl->np);
+    memcpy(dst->work, src->work, sizeof(double) * pl->nw);
+    memcpy(dst->floor, src->floor, sizeof(double) * pl->nw);
+    memcpy(dst->cnt, src->cnt, sizeof(int) * pl->nw * M);
+    memcpy(dst->T, src->T, sizeof(double) * pl->nw);
+    return 0;
+}
+
+/*
+ * Greedy placement of loaded partition p: the live worker where it would
+ * finish first (its T after adding p, plus p's own deadline penalty), ties
+ * to the current owner, then to the lower index.
+ */
+static void kiln_asg_place_greedy_(const kiln_plan_t *pl, kiln_asg_t *as, int p) {
+    const kiln_sched_partition_t *pp = &pl->parts[p];
+    int best = -1;
+    double best_key = 0;
+    for (int i = 0; i < pl->nlive; i++) {
+        int w = pl->live[i];
+        kiln_asg_add_(pl, as, p, w);
+        double key = as->T[w];
+        if (isfinite(pp->deadline_s) && as->T[w] > pp->deadline_s)
+            key += pl->sp->deadline_weight * (1.0 + (pp->max_priority > 0 ? pp->max_priority : 0)) *
+                   (as->T[w] - pp->deadline_s);
+        kiln_asg_remove_(pl, as, p);
+        double eps = 1e-9 * (best_key > 1 ? best_key : 1);
+        if (best < 0 || key < best_key - eps || (key <= best_key + eps && w == pp->owner)) {
+            best = w;
+            best_key = key;
+        }
+    }
+    kiln_asg_add_(pl, as, p, best);
+}
+
+/*
+ * Steepest-descent local search over single moves and pairwise swaps of the
+ * unpinned loaded partitions. Swaps are tried only for partitions on a
+ * bottleneck worker (the ones that can lower the makespan).
+ */
+static void kiln_asg_local_search_(const kiln_plan_t *pl, kiln_asg_t *as) {
+    for (int it = 0; it < pl->sp->max_iterations; it++) {
+        kiln_score_t cur = kiln_asg_score_(pl, as), best = cur;
+        int bp = -1, bw = -1, bq = -1;
+        for (int i = 0; i < pl->nord; i++) {
+            int p = pl->order[i], from = as->a[p];
+            if (pl->pin[p])
+                continue;
+            for (int j = 0; j < pl->nlive; j++) {
+                int w = pl->live[j];
+                if (w == from)
+                    continue;
+                kiln_asg_move_(pl, as, p, w);
+                kiln_score_t sc = kiln_asg_score_(pl, as);
+                kiln_asg_move_(pl, as, p, from);
+                if (kiln_score_better_(sc, best)) {
+                    best = sc;
+                    bp = p, bw = w, bq = -1;
+                }
+            }
+        }
+        for (int i = 0; i < pl->nord; i++) {
+            int p = pl->order[i], wp = as->a[p];
+            if (pl->pin[p] || as->T[wp] < cur.mk - 1e-9 * (cur.mk > 1 ? cur.mk : 1))
+                continue;
+            for (int k = 0; k < pl->nord; k++) {
+                int q = pl->order[k], wq = as->a[q];
+                if (pl->pin[q] || wq == wp)
+                    continue;
+                kiln_asg_move_(pl, as, p, wq);
+                kiln_asg_move_(pl, as, q, wp);
+                kiln_score_t sc = kiln_asg_score_(pl, as);
+                kiln_asg_move_(pl, as, q, wq);
+                kiln_asg_move_(pl, as, p, wp);
+                if (kiln_score_better_(sc, best)) {
+                    best = sc;
+                    bp = p, bw = wq, bq = q;
+                }
+            }
+        }
+        if (bp < 0)
+            return;
+        int from = as->a[bp];
+        kiln_asg_move_(pl, as, bp, bw);
+        if (bq >= 0)
+            kiln_asg_move_(pl, as, bq, from);
+    }
+}
+
+/* Loaded partitions whose owner in `as` differs from their current owner. */
+static int kiln_asg_moves_(const kiln_plan_t *pl, const kiln_asg_t *as, const kiln_asg_t *base) {
+    int n = 0;
+    for (int i = 0; i < pl->nord; i++)
+        n += as->a[pl->order[i]] != base->a[pl->order[i]];
+    return n;
+}
+
+/* Resolves unmeasured throughputs: relative speed x fleet mean, else default. */
+static void kiln_plan_resolve_tput_(kiln_plan_t *pl) {
+    double mean[M];
+    for (int m = 0; m < M; m++) {
+        double s = 0;
+        int n = 0;
+        for (int w = 0; w < pl->nw; w++)
+            if (pl->ws[w].throughput[m] > 0)
+                s += pl->ws[w].throughput[m], n++;
+        mean[m] = n ? s / n : 0;
+    }
+    for (int w = 0; w < pl->nw; w++) {
+        double rs = 0;
+        int rn = 0;
+        for (int m = 0; m < M; m++)
+            if (pl->ws[w].throughput[m] > 0 && mean[m] > 0)
+                rs += pl->ws[w].throughput[m] / mean[m], rn++;
+        double rel = rn ? rs / rn : 1.0;
+        for (int m = 0; m < M; m++) {
+            double t = pl->ws[w].throughput[m];
+            if (!(t > 0))
+                t = (mean[m] > 0 ? mean[m] : pl->sp->default_throughput[m]) * rel;
+            if (!(t > 0))
+                t = 1.0;
+            pl->tput[w * M + m] = t;
+        }
+    }
+}
+
+/* Order: finite deadlines first (earliest first), then expected seconds of work. */
+static int kiln_plan_cmp_(const kiln_plan_t *pl, int p, int q) {
+    double dp = pl->parts[p].deadline_s, dq = pl->parts[q].deadline_s;
+    int fp = isfinite(dp), fq = isfinite(dq);
+    if (fp != fq)
+        return fq - fp;
+    if (fp && dp != dq)
+        return dp < dq ? -1 : 1;
+    double sp_ = pl->load[p] / pl->mtput[kiln_plan_mod_(pl, p)];
+    double sq_ = pl->load[q] / pl->mtput[kiln_plan_mod_(pl, q)];
+    if (sp_ != sq_)
+        return sp_ > sq_ ? -1 : 1;
+    return p - q;
+}
+
+/* Insertion sort: stable, reentrant, and the lists are short. */
+static void kiln_plan_sort_(kiln_plan_t *pl) {
+    for (int i = 1; i < pl->nord; i++) {
+        int v = pl->order[i], j = i - 1;
+        while (j >= 0 && kiln_plan_cmp_(pl, pl->order[j], v) > 0) {
+            pl->order[j + 1] = pl->order[j];
+            j--;
+        }
+        pl->order[j + 1] = v;
+    }
+}
+
+/* Places idle partitions: stay with an owner that serves or holds the modality. */
+static void kiln_plan_place_idle_(const kiln_plan_t *pl, const kiln_asg_t *as, int *assign) {
+    for (int p = 0; p < pl->np; p++) {
+        if (pl->load[p] > 0) {
+            assign[p] = as->a[p];
+            continue;
+        }
+        int m = kiln_plan_mod_(pl, p), own = pl->parts[p].owner;
+        int own_ok = own >= 0 && own < pl->nw && pl->ws[own].alive;
+        if (own_ok && (as->cnt[own * M + m] > 0 || pl->ws[own].resident[m])) {
+            assign[p] = own;
+            continue;
+        }
+        int best = -1;
+        for (int pass = 0; pass < 2 && best < 0; pass++)
+            for (int i = 0; i < pl->nlive; i++) {
+                int w = pl->live[i];
+                int ok = pass == 0 ? as->cnt[w * M + m] > 0 : pl->ws[w].resident[m];
+                if (ok && (best < 0 || as->T[w] < as->T[best]))
+                    best = w;
+            }
+        if (best < 0 && own_ok)
+            best = own;
+        for (int i = 0; best < 0 && i < pl->nlive; i++)
+            if (best < 0 || as->T[pl->live[i]] < as->T[best])
+                best = pl->live[i];
+        assign[p] = best;
+    }
+}
+
+static void kiln_plan_free_(kiln_plan_t *pl) {
+    free(pl->load);
+    free(pl->jobu);
+    free(pl->tput);
+    free(pl->slots);
+    free(pl->live);
+    free(pl->pin);
+    free(pl->dl);
+    free(pl->order);
+}
+
+static kiln_err_t kiln_plan_init_(kiln_plan_t *pl, const kiln_sched_params_t *sp,
+                                  const kiln_sched_partition_t *parts, int np,
+                                  const kiln_sched_worker_t *ws, int nw) {
+    memset(pl, 0, sizeof(*pl));
+    pl->sp = sp, pl->parts = parts, pl->ws = ws, pl->np = np, pl->nw = nw;
+    size_t n1 = np ? np : 1, w1 = nw ? nw : 1;
+    pl->load = calloc(n1, sizeof(double));
+    pl->jobu = calloc(n1, sizeof(double));
+    pl->tput = calloc(w1 * M, sizeof(double));
+    pl->slots = calloc(w1, sizeof(int));
+    pl->live = calloc(w1, sizeof(int));
+    pl->pin = calloc(n1, sizeof(int));
+    pl->dl = calloc(n1, sizeof(int));
+    pl->order = calloc(n1, sizeof(int));
+    if (!pl->load || !pl->jobu || !pl->tput || !pl->slots || !pl->live || !pl->pin || !pl->dl ||
+        !pl->order) {
+        kiln_plan_free_(pl);
+        return KILN_ERR__NOMEM;
+    }
+    for (int w = 0; w < nw; w++) {
+        pl->slots[w] = ws[w].slots > 0 ? ws[w].slots : 1;
+        if (ws[w].alive)
+            pl->live[pl->nlive++] = w;
+    }
+    kiln_plan_resolve_tput_(pl);
+    for (int m = 0; m < M; m++) {
+        double s = 0;
+        for (int i = 0; i < pl->nlive; i++)
+            s += pl->tput[pl->live[i] * M + m];
+        pl->mtput[m] = pl->nlive ? s / pl->nlive : 1.0;
+    }
+    for (int p = 0; p < np; p++) {
+        const kiln_sched_partition_t *pp = &parts[p];
+        double b = pp->backlog_units > 0 ? pp->backlog_units : 0;
+        double r = pp->rate_units_s > 0 ? pp->rate_units_s : 0;
+        pl->load[p] = b + r * (sp->lookahead_s > 0 ? sp->lookahead_s : 0);
+        pl->jobu[p] = pp->max_job_units > 0   ? pp->max_job_units
+                      : pp->queued_jobs > 0 ? b / (double)pp->queued_jobs
+                                            : 0;
+        if (pl->jobu[p] > b)
+            pl->jobu[p] = b; /* a job larger than the backlog is already partly done */
+        if (pl->load[p] > 0) {
+            pl->order[pl->nord++] = p;
+            if (isfinite(pp->deadline_s))
+                pl->dl[pl->ndl++] = p;
+        }
+    }
+    kiln_plan_sort_(pl);
+    return KILN_OK;
+}
+
+kiln_err_t kiln_sched_plan(const kiln_sched_params_t *params,
+                           const kiln_sched_partition_t *parts, int n_parts,
+                           const kiln_sched_worker_t *workers, int n_workers, int *assign,
+                           kiln_sched_stats_t *stats) {
+    kiln_sched_params_t defp;
+    if (n_parts < 0 || n_workers < 0 || (n_parts > 0 && (!parts || !assign)) ||
+        (n_workers > 0 && !workers))
+        return KILN_ERR__INVALID_ARG;
+    for (int p = 0; p < n_parts; p++)
+        if (parts[p].modality < 0 || parts[p].modality >= M)
+            return KILN_ERR__INVALID_ARG;
+    if (!params) {
+        defp = kiln_sched_default_params();
+        params = &defp;
+    }
+    kiln_sched_stats_t st;
+    memset(&st, 0, sizeof(st));
+
+    kiln_plan_t pl;
+    kiln_err_t err = kiln_plan_init_(&pl, params, parts, n_parts, workers, n_workers);
+    if (err)
+        return err;
+    st.live_workers = pl.nlive;
+    for (int p = 0; p < n_parts; p++) {
+        int own = parts[p].owner;
+        if (own < 0 || own >= n_workers || !workers[own].alive)
+            st.orphans++;
+    }
+    if (pl.nlive == 0) {
+        for (int p = 0; p < n_parts; p++)
+            assign[p] = -1;
+        st.moved = 0;
+        for (int p = 0; p < n_parts; p++)
+            st.moved += parts[p].owner >= 0;
+        if (stats)
+            *stats = st;
+        kiln_plan_free_(&pl);
+        return KILN_OK;
+    }
+
+    kiln_asg_t a0, c1, c2;
+    memset(&c1, 0, sizeof(c1));
+    memset(&c2, 0, sizeof(c2));
+    if (kiln_asg_init_(&pl, &a0)) {
+        kiln_plan_free_(&pl);
+        return KILN_ERR__NOMEM;
+    }
+    /* A0: keep live owners, then re-place orphans largest first */
+    for (int i = 0; i < pl.nord; i++) {
+        int p = pl.order[i], own = parts[p].owner;
+        if (own >= 0 && own < n_workers && workers[own].alive)
+            kiln_asg_add_(&pl, &a0, p, own);
+    }
+    for (int i = 0; i < pl.nord; i++)
+        if (a0.a[pl.order[i]] < 0)
+            kiln_asg_place_greedy_(&pl, &a0, pl.order[i]);
+    kiln_score_t s0 = kiln_asg_score_(&pl, &a0);
+
+    /* pins: young placements stay unless their deadline is at risk */
+    for (int i = 0; i < pl.nord; i++) {
+        int p = pl.order[i], own = parts[p].owner;
+        int at_risk = isfinite(parts[p].deadline_s) && a0.T[a0.a[p]] > parts[p].deadline_s;
+        pl.pin[p] = a0.a[p] == own && parts[p].owned_for_s < params->min_dwell_s && !at_risk;
+    }
+
+    /* candidate 1: local search from A0; candidate 2: fresh LPT + local search */
+    const kiln_asg_t *best = &a0;
+    if (kiln_asg_copy_(&pl, &c1, &a0) || kiln_asg_init_(&pl, &c2)) {
+        err = KILN_ERR__NOMEM;
+        goto done;
+    }
+    kiln_asg_local_search_(&pl, &c1);
+    for (int i = 0; i < pl.nord; i++)
+        if (pl.pin[pl.order[i]])
+            kiln_asg_add_(&pl, &c2, pl.order[i], parts[pl.order[i]].owner);
+    for (int i = 0; i < pl.nord; i++)
+        if (c2.a[pl.order[i]] < 0)
+            kiln_asg_place_greedy_(&pl, &c2, pl.order[i]);
+    kiln_asg_local_search_(&pl, &c2);
+
+    double best_cost = s0.J;
+    const kiln_asg_t *cands[2] = {&c1, &c2};
+    for (int k = 0; k < 2; k++) {
+        kiln_score_t sc = kiln_asg_score_(&pl, cands[k]);
+        int moves = kiln_asg_moves_(&pl, cands[k], &a0);
+        if (moves == 0)
+            continue;
+        double cost = moves * params->move_cost_s;
+        int faster = sc.mk < s0.mk * (1.0 - params->hysteresis);
+        int safer = sc.pen < s0.pen - 1e-9 && sc.mk <= s0.mk * (1.0 + params->hysteresis);
+        int worth = s0.J - sc.J > cost;
+        if ((faster || safer) && worth && sc.J + cost < best_cost) {
+            best = cands[k];
+            best_cost = sc.J + cost;
+        } else if (kiln_score_better_(sc, s0)) {
+            st.held_by_hysteresis = best == &a0;
+        }
+    }
+    if (best != &a0)
+        st.held_by_hysteresis = 0;
+
+    kiln_plan_place_idle_(&pl, best, assign);
+    kiln_score_t sb = kiln_asg_score_(&pl, best);
+    st.drain_current_s = s0.mk;
+    st.penalty_current = s0.pen;
+    st.drain_planned_s = sb.mk;
+    st.penalty_planned = sb.pen;
+    for (int p = 0; p < n_parts; p++)
+        st.moved += assign[p] != parts[p].owner;
+    if (stats)
+        *stats = st;
+done:
+    kiln_asg_free_(&a0);
+    kiln_asg_free_(&c1);
+    kiln_asg_free_(&c2);
+    kiln_plan_free_(&pl);
+    return err;
+}
+
+kiln_err_t kiln_sched_desired_workers(const kiln_sched_params_t *params,
+                                      const kiln_sched_partition_t *parts, int n_parts,
+                                      const kiln_sched_worker_t *workers, int n_workers,
+                                      int *desired) {
+    kiln_sched_params_t defp;
+    if (!desired || n_parts < 0 || n_workers < 0 || (n_parts > 0 && !parts) ||
+        (n_workers > 0 && !workers))
+        return KILN_ERR__INVALID_ARG;
+    if (!params) {
+        defp = kiln_sched_default_params();
+        params = &defp;
+    }
+    kiln_plan_t pl;
+    kiln_err_t err = kiln_plan_init_(&pl, params, parts, n_parts, workers, n_workers);
+    if (err)
+        return err;
+    double target = params->target_drain_s > 0 ? params->target_drain_s : 1.0;
+    for (int m = 0; m < M; m++) {
+        double load = 0, backlog = 0, tsum = 0;
+        int np = 0, nt = 0;
+        for (int p = 0; p < n_parts; p++) {
+            if (parts[p].modality != m)
+                continue;
+            np++;
+            backlog += parts[p].backlog_units > 0 ? parts[p].backlog_units : 0;
+            load += (parts[p].backlog_units > 0 ? parts[p].backlog_units : 0) +
+                    (parts[p].rate_units_s > 0 ? parts[p].rate_units_s : 0) * target;
+        }
+        for (int i = 0; i < pl.nlive; i++)
+            tsum += pl.tput[pl.live[i] * M + m], nt++;
+        for (int w = 0; nt == 0 && w < n_workers; w++)
+            tsum += pl.tput[w * M + m]; /* nobody alive: size by what we knew */
+        if (nt == 0)
+            nt = n_workers;
+        double per = nt > 0 ? tsum / nt : params->default_throughput[m];
+        if (!(per > 0))
+            per = 1.0;
+        double d = ceil(load / (per * target) - 1e-9);
+        if (d > np)
+            d = np;
+        if (backlog > 0 && d < 1)
+            d = 1;
+        desired[m] = load > 0 ? (int)d : 0;
+    }
+    kiln_plan_free_(&pl);
+    return KILN_OK;
+}

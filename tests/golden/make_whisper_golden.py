@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""
+tests/golden/make_whisper_golden.py - golden greedy Whisper tokens from an
+independent implementation (faster-whisper 1.2.1 on CTranslate2 4.8.5, CPU,
+float32), on the same weights kiln loads (var/models/whisper-tiny.en).
+
+Audio is decoded like lib/audio.c does it: libsndfile (python-soundfile),
+mono mix-down, libsoxr HQ resampling to 16 kHz (python-soxr).
+
+Decoding options: beam 1 (greedy), temperature 0 only (no fallback),
+timestamps on, no conditioning on previous text, no VAD, language "en".
+
+Output (stdout), one line per file:
+    <file>\t<duration_s>\t<space-separated token ids of all segments>\t<text>
+
+Made with:
+    python3 -m venv var/venv
+    var/venv/bin/pip install faster-whisper==1.2.1 soundfile soxr jiwer
+    models/whisper/fetch.sh
+    var/venv/bin/python tests/golden/make_whisper_golden.py \
+        ../shared/data/speech/dev > tests/golden/whisper-tiny.en-dev.tsv
+"""
+import os
+import sys
+
+import numpy as np
+import soundfile
+import soxr
+from faster_whisper import WhisperModel
+
+
+def load_pcm(path):
+    x, sr = soundfile.read(path, dtype="float32", always_2d=True)
+    x = x.mean(axis=1).astype(np.float32)
+    if sr != 16000:
+        x = soxr.resample(x, sr, 16000, quality="HQ").astype(np.float32)
+    return x
+
+
+def main():
+    d = sys.argv[1]
+    model_dir = sys.argv[2] if len(sys.argv) > 2 else "var/models/whisper-tiny.en"
+    model = WhisperModel(model_dir, device="cpu", compute_type="float32", cpu_threads=2)
+    files = sorted(f for f in os.listdir(d) if f.endswith((".wav", ".flac", ".ogg")))
+    for f in files:
+        pcm = load_pcm(os.path.join(d, f))
+        segs, info = model.transcribe(
+            pcm, language="en", beam_size=1, best_of=1, temperature=0.0,
+            condition_on_previous_text=False, vad_filter=False,
+            without_timestamps=False)
+        segs = list(segs)
+        toks = [t for s in segs for t in s.tokens]
+        text = "".join(s.text for s in segs).strip()
+        print("%s\t%.3f\t%s\t%s" % (f, len(pcm) / 16000.0,
+                                    " ".join(map(str, toks)), text), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,626 @@
+/*
+ * workers/batch.c - process and commit one batch (the exactly-once path).
+ *
+ *  1. parse + validate each message (bad -> DLQ);
+ *  2. claim: one statement marks the live jobs running and counts attempts;
+ *     jobs that already have a terminal row are skipped (their offsets
+ *     still advance) - this is what makes redelivery and requeue harmless;
+ *  3. fetch input (retrying transient store errors within the retry
+ *     budget), decode audio, run the engine on the whole batch;
+ *  4. write artifacts under deterministic keys (results/<tenant>/<id>/...);
+ *  5. produce dead-lettered jobs to the DLQ and wait for delivery;
+ *  6. ONE transaction: fence check per partition (FOR SHARE), result rows
+ *     (ON CONFLICT DO NOTHING), job status, next offset per partition;
+ *  7. after commit: completion events to <prefix>.events.
+ * Postgres or store outages in steps 4-6 are retried with capped backoff
+ * until they succeed or the worker is stopped (then nothing is committed and
+ * the messages are consumed again).
+ */
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/kafka.h"
+#include "kiln/log.h"
+#include "kiln/pg.h"
+#include "workers/worker_int.h"
+
+/* ---- small helpers ---- */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} kiln_sbuf_t;
+
+static void kiln_sbuf_add(kiln_sbuf_t *sb, const char *s, size_t n) {
+    if (sb->len + n + 1 > sb->cap) {
+        sb->cap = (sb->len + n + 1) * 2;
+        sb->buf = realloc(sb->buf, sb->cap);
+        if (!sb->buf)
+            abort();
+    }
+    memcpy(sb->buf + sb->len, s, n);
+    sb->len += n;
+    sb->buf[sb->len] = '\0';
+}
+
+/* Appends one element to a Postgres text[] literal being built in \p sb. */
+static void kiln_pg_array_add(kiln_sbuf_t *sb, const char *v) {
+    kiln_sbuf_add(sb, sb->len ? ",\"" : "{\"", 2);
+    for (const char *c = v; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            kiln_sbuf_add(sb, "\\", 1);
+        kiln_sbuf_add(sb, c, 1);
+    }
+    kiln_sbuf_add(sb, "\"", 1);
+}
+
+static const char *kiln_pg_array_end(kiln_sbuf_t *sb) {
+    if (!sb->len)
+        kiln_sbuf_add(sb, "{", 1);
+    kiln_sbuf_add(sb, "}", 1);
+    return sb->buf;
+}
+
+static void kiln_sha256_hex(const void *data, size_t len, char out[65]) {
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256(data, len, d);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void kiln_wjob_fail(kiln_wjob_t *j, kiln_err_t err, const char *fmt, const char *detail) {
+    j->err = err;
+    snprintf(j->errstr, sizeof(j->errstr), fmt, detail);
+}
+
+/* ---- 1+2: parse and claim ---- */
+
+static void kiln_batch_parse(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
+    for (int i = 0; i < n; i++) {
+        kiln_wjob_t *j = &jobs[i];
+        char errstr[512];
+        kiln_err_t err = kiln_job_parse(j->msg->payload, j->msg->len, &kw->limits, &j->job, errstr,
+                                        sizeof(errstr));
+        if (!err && strcmp(j->job.modality, kw->modality)) {
+            err = KILN_ERR_BAD_JOB;
+            snprintf(errstr, sizeof(errstr), "modality \"%s\" does not belong on topic %s",
+                     j->job.modality, kw->topic);
+        }
+        if (err) {
+            j->err = err;
+            snprintf(j->errstr, sizeof(j->errstr), "%s", errstr);
+            if (!j->job.id[0]) { /* no usable id: key the dead row by position */
+                snprintf(j->job.id, sizeof(j->job.id), "invalid:%s:%d:%lld", kw->topic,
+                         j->msg->partition, (long long)j->msg->offset);
+            }
+        }
+    }
+}
+
+/* Marks jobs running (inserting rows for jobs produced without kiln) and
+ * reads back attempts; jobs with a terminal row are skipped. */
+static kiln_err_t kiln_batch_claim(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
+    kiln_sbuf_t ids = {0}, tenants = {0}, msgs = {0}, parts = {0};
+    for (int i = 0; i < n; i++) {
+        char ps[16];
+        snprintf(ps, sizeof(ps), "%d", jobs[i].msg->partition);
+        kiln_pg_array_add(&ids, jobs[i].job.id);
+        kiln_pg_array_add(&tenants, jobs[i].job.tenant);
+        /* the message may not be valid UTF-8 text: store it only when it parsed */
+        kiln_pg_array_add(&msgs, jobs[i].err ? "" : (const char *)jobs[i].job.id);
+        kiln_pg_array_add(&parts, ps);
+    }
+    const char *p[6] = {kiln_pg_array_end(&ids), kiln_pg_array_end(&tenants),
+                        kiln_pg_array_end(&parts), kw->id, kw->topic, kw->modality};
+    char errstr[512];
+    PGresult *r = kiln_pg_execp(
+        kw->pg,
+        "INSERT INTO jobs AS j (id, tenant, modality, status, attempts, topic, kpartition, worker, started_at)"
+        " SELECT id, tenant, $6, 'running', 1, $5, part, $4, now()"
+        "   FROM unnest($1::text[], $2::text[], $3::int[]) AS u(id, tenant, part)"
+        " ON CONFLICT (id) DO UPDATE SET status = 'running', attempts = j.attempts + 1,"
+        "   worker = $4, started_at = coalesce(j.started_at, now())"
+        "   WHERE j.status IN ('queued', 'running')"
+        " RETURNING id, attempts",
+        6, p, errstr, sizeof(errstr));
+    free(ids.buf);
+    free(tenants.buf);
+    free(msgs.buf);
+    free(parts.buf);
+    if (!r) {
+        KILN_LOG_WARN("could not claim batch: %s", errstr);
+        return KILN_ERR_PG;
+    }
+    for (int i = 0; i < n; i++)
+        jobs[i].skip = 1;
+    for (int k = 0; k < PQntuples(r); k++) {
+        const char *id = PQgetvalue(r, k, 0);
+        for (int i = 0; i < n; i++)
+            if (!strcmp(jobs[i].job.id, id)) {
+                jobs[i].skip = 0;
+                jobs[i].attempts = atoi(PQgetvalue(r, k, 1));
+            }
+    }
+    PQclear(r);
+    for (int i = 0; i < n; i++) {
+        kiln_wjob_t *j = &jobs[i];
+        if (j->skip)
+            kw->stats.jobs_skipped++;
+        else if (!j->err && j->attempts > kw->retry_budget + 1) {
+            char d[64];
+            snprintf(d, sizeof(d), "%d", j->attempts - 1);
+            kiln_wjob_fail(j, KILN_ERR_ENGINE,
+                           "retry budget exhausted: %s earlier attempts did not finish", d);
+        }
+    }
+    return KILN_OK;
+}
+
+/* ---- 3: input, decode, engine ---- */
+
+static int kiln_b64_val(int c) {
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+static int kiln_b64_decode(const char *in, void **out, size_t *out_len) {
+    size_t n = strlen(in);
+    unsigned char *o = malloc(n / 4 * 3 + 4);
+    if (!o)
+        return -1;
+    size_t j = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in[i] == '=' || in[i] == '\n' || in[i] == '\r')
+            continue;
+        int v = kiln_b64_val((unsigned char)in[i]);
+        if (v < 0) {
+            free(o);
+            return -1;
+        }
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            o[j++] = (unsigned char)(acc >> bits);
+        }
+    }
+    *out = o;
+    *out_len = j;
+    return 0;
+}
+
+static kiln_err_t kiln_batch_fetch(kiln_worker_t *kw, kiln_wjob_t *j) {
+    if (j->job.inline_b64) {
+        if (kiln_b64_decode(j->job.inline_b64, &j->input, &j->input_len)) {
+            kiln_wjob_fail(j, KILN_ERR_BAD_JOB, "%s", "input.inline_b64 is not valid base64");
+        }
+        return KILN_OK;
+    }
+    for (int attempt = 0;; attempt++) {
+        char errstr[512];
+        kiln_err_t err = kiln_store_get_uri(kw->store, j->job.input_uri, (size_t)kw->max_input_bytes,
+                                            &j->input, &j->input_len, errstr, sizeof(errstr));
+        if (!err)
+            return KILN_OK;
+        if (!kiln_err_is_retriable(err)) {
+            j->err = err == KILN_ERR__NOT_FOUND ? KILN_ERR_BAD_INPUT : err;
+            snprintf(j->errstr, sizeof(j->errstr), "could not read input \"%.300s\": %s",
+                     j->job.input_uri, errstr);
+            return KILN_OK;
+        }
+        if (attempt >= kw->retry_budget) {
+            j->err = err;
+            snprintf(j->errstr, sizeof(j->errstr), "could not read input after %d attempts: %s",
+                     attempt + 1, errstr);
+            return KILN_OK;
+        }
+        kw->stats.retries++;
+        long long ms = kw->backoff_ms << (attempt < 7 ? attempt : 7);
+        KILN_LOG_WARN("job %s: could not read input (%s); retrying in %lld ms", j->job.id, errstr, ms);
+        if (!kiln_worker_backoff(kw, ms > 10000 ? 10000 : ms))
+            return KILN_ERR__STOPPED;
+    }
+}
+
+static kiln_err_t kiln_batch_run(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
+    kiln_asr_request_t *reqs = calloc(n, sizeof(*reqs));
+    kiln_transcript_t *outs = calloc(n, sizeof(*outs));
+    int *map = calloc(n, sizeof(int));
+    if (!reqs || !outs || !map)
+        abort();
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        kiln_wjob_t *j = &jobs[i];
+        if (j->skip || j->err)
+            continue;
+        kiln_err_t err = kiln_batch_fetch(kw, j);
+        if (err == KILN_ERR__STOPPED) {
+            free(reqs);
+            free(outs);
+            free(map);
+            return err;
+        }
+        if (j->err)
+            continue;
+        char errstr[512];
+        err = kiln_audio_decode(j->input, j->input_len, 16000, kw->max_audio_s, &j->audio, errstr,
+                                sizeof(errstr));
+        free(j->input);
+        j->input = NULL;
+        if (err) {
+            j->err = err;
+            snprintf(j->errstr, sizeof(j->errstr), "%s", errstr);
+            continue;
+        }
+        reqs[m].job_id = j->job.id;
+        reqs[m].pcm = j->audio.pcm;
+        reqs[m].n_samples = j->audio.n_samples;
+        reqs[m].rms_dbfs = j->audio.rms_dbfs;
+        reqs[m].peak_dbfs = j->audio.peak_dbfs;
+        reqs[m].language = j->job.language;
+        map[m++] = i;
+    }
+    kiln_err_t err = m ? kiln_engine_run_batch(kw->engine, reqs, m, outs) : KILN_OK;
+    for (int k = 0; k < m; k++) {
+        kiln_wjob_t *j = &jobs[map[k]];
+        if (err) {
+            kiln_wjob_fail(j, KILN_ERR_ENGINE, "engine failed on the batch: %s", kiln_err2str(err));
+            kiln_transcript_clear(&outs[k]);
+        } else if (outs[k].err) {
+            j->err = outs[k].err;
+            snprintf(j->errstr, sizeof(j->errstr), "%s", outs[k].error);
+            kiln_transcript_clear(&outs[k]);
+        } else
+            j->tr = outs[k];
+        kiln_audio_free(&j->audio);
+    }
+    free(reqs);
+    free(outs);
+    free(map);
+    return KILN_OK;
+}
+
+/* ---- 4: artifacts ---- */
+
+static char *kiln_transcript_json(kiln_worker_t *kw, const kiln_wjob_t *j) {
+    json_t *o = json_object();
+    json_object_set_new(o, "job_id", json_string(j->job.id));
+    json_object_set_new(o, "tenant", json_string(j->job.tenant));
+    json_object_set_new(o, "engine", json_string(kiln_engine_name(kw->engine)));
+    json_object_set_new(o, "model_ran", json_boolean(j->tr.model_ran));
+    json_object_set_new(o, "language", json_string(j->tr.language));
+    json_object_set_new(o, "text", json_string(j->tr.text ? j->tr.text : ""));
+    json_object_set_new(o, "duration_s", json_real(j->tr.duration_s));
+    json_t *segs = json_array();
+    for (int s = 0; s < j->tr.n_segments; s++) {
+        json_t *sg = json_object();
+        json_object_set_new(sg, "start", json_real(j->tr.segments[s].start_ms / 1000.0));
+        json_object_set_new(sg, "end", json_real(j->tr.segments[s].end_ms / 1000.0));
+        json_object_set_new(sg, "text", json_string(j->tr.segments[s].text));
+        json_array_append_new(segs, sg);
+    }
+    json_object_set_new(o, "segments", segs);
+    if (j->tr.info_json) {
+        json_t *info = json_loads(j->tr.info_json, 0, NULL);
+        if (info)
+            json_object_set_new(o, "info", info);
+    }
+    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return text;
+}
+
+static kiln_err_t kiln_batch_artifacts(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
+    for (int i = 0; i < n; i++) {
+        kiln_wjob_t *j = &jobs[i];
+        if (j->skip || j->err)
+            continue;
+        char key[512];
+        if (kiln_store_result_key(key, sizeof(key), j->job.tenant, j->job.id, "transcript.json")) {
+            kiln_wjob_fail(j, KILN_ERR_BAD_JOB, "%s", "job id or tenant cannot form a result key");
+            continue;
+        }
+        char *text = kiln_transcript_json(kw, j);
+        if (!text)
+            return KILN_ERR__NOMEM;
+        size_t len = strlen(text);
+        for (int attempt = 0;; attempt++) {
+            char errstr[512];
+            kiln_err_t err = kiln_store_put(kw->store, key, text, len, errstr, sizeof(errstr));
+            if (!err)
+                break;
+            kw->stats.retries++;
+            KILN_LOG_WARN("could not write %s: %s; retrying", key, errstr);
+            long long ms = kw->backoff_ms << (attempt < 6 ? attempt : 6);
+            if (!kiln_worker_backoff(kw, ms > 5000 ? 5000 : ms)) {
+                free(text);
+                return KILN_ERR__STOPPED;
+            }
+        }
+        kiln_store_uri(kw->store, key, j->artifact_uri, sizeof(j->artifact_uri));
+        j->artifact_bytes = (long long)len;
+        kiln_sha256_hex(text, len, j->artifact_sha);
+        free(text);
+    }
+    return KILN_OK;
+}
+
+/* ---- 5: DLQ ---- */
+
+static kiln_err_t kiln_batch_dlq(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
+    int produced = 0;
+    long failures_before = kiln_kafka_delivery_failures();
+    for (int i = 0; i < n; i++) {
+        kiln_wjob_t *j = &jobs[i];
+        if (j->skip || !j->err)
+            continue;
+        char attempts[16];
+        snprintf(attempts, sizeof(attempts), "%d", j->attempts);
+        rd_kafka_headers_t *h = NULL;
+        rd_kafka_headers_t *orig = NULL;
+        if (!rd_kafka_message_headers(j->msg, &orig) && orig)
+            h = rd_kafka_headers_copy(orig);
+        else
+            h = rd_kafka_headers_new(4);
+        rd_kafka_header_add(h, "kiln-error", -1, kiln_err2name(j->err), -1);
+        rd_kafka_header_add(h, "kiln-error-detail", -1, j->errstr, -1);
+        rd_kafka_header_add(h, "kiln-attempts", -1, attempts, -1);
+        rd_kafka_header_add(h, "kiln-job-id", -1, j->job.id, -1);
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            kw->producer, RD_KAFKA_V_TOPIC(kw->dlq_topic),
+            RD_KAFKA_V_KEY(j->msg->key, j->msg->key_len),
+            RD_KAFKA_V_VALUE(j->msg->payload, j->msg->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+        if (err) {
+            rd_kafka_headers_destroy(h);
+            KILN_LOG_WARN("could not produce to %s: %s", kw->dlq_topic, rd_kafka_err2str(err));
+            return KILN_ERR_KAFKA;
+        }
+        KILN_LOG_INFO("job %s -> %s: %s: %s", j->job.id, kw->dlq_topic, kiln_err2name(j->err), j->errstr);
+        produced++;
+    }
+    if (!produced)
+        return KILN_OK;
+    if (rd_kafka_flush(kw->producer, 10000) || kiln_kafka_delivery_failures() != failures_before)
+        return KILN_ERR_KAFKA;
+    return KILN_OK;
+}
+
+/* ---- 6: the transaction ---- */
+
+static kiln_err_t kiln_batch_commit_tx(kiln_worker_t *kw, kiln_wjob_t *jobs, int n, char *errstr,
+                                       size_t errstr_size) {
+    PGconn *pg = kw->pg;
+    if (kiln_pg_exec(pg, "BEGIN", errstr, errstr_size))
+        return KILN_ERR_PG;
+    /* fence: every partition in the batch must still be ours, at our epoch */
+    long long next[KILN_MAX_OWN > 0 ? 64 : 1];
+    int owns[64], n_owns = 0;
+    for (int i = 0; i < n; i++) {
+        int k;
+        for (k = 0; k < n_owns && owns[k] != jobs[i].own_idx; k++)
+            ;
+        if (k == n_owns) {
+            if (n_owns == 64)
+                continue; /* cannot happen with max_batch <= 64 partitions per batch */
+            owns[n_owns] = jobs[i].own_idx;
+            next[n_owns++] = jobs[i].msg->offset + 1;
+        } else if (jobs[i].msg->offset + 1 > next[k])
+            next[k] = jobs[i].msg->offset + 1;
+    }
+    for (int k = 0; k < n_owns; k++) {
+        kiln_own_t *o = &kw->own[owns[k]];
+        char ps[16];
+        snprintf(ps, sizeof(ps), "%d", o->partition);
+        const char *p[2] = {o->topic, ps};
+        PGresult *r = kiln_pg_execp(pg,
+                                    "SELECT worker, epoch FROM assignments"
+                                    " WHERE topic = $1 AND kpartition = $2::int FOR SHARE",
+                                    2, p, errstr, errstr_size);
+        if (!r)
+            goto fail;
+        int ok = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), kw->id) &&
+                 atoll(PQgetvalue(r, 0, 1)) == o->epoch;
+        PQclear(r);
+        if (!ok) {
+            snprintf(errstr, errstr_size, "partition %s [%d] is no longer ours at epoch %lld",
+                     o->topic, o->partition, o->epoch);
+            kiln_pg_exec(pg, "ROLLBACK", errstr + strlen(errstr), 1);
+            return KILN_ERR__FENCED;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        kiln_wjob_t *j = &jobs[i];
+        if (j->skip)
+            continue;
+        PGresult *r;
+        if (j->err) {
+            const char *p[6] = {j->job.id, j->job.tenant, kiln_err2name(j->err), j->errstr, kw->id,
+                                kw->modality};
+            r = kiln_pg_execp(pg,
+                              "INSERT INTO jobs AS j (id, tenant, modality, status, error, error_detail,"
+                              " worker, finished_at, attempts)"
+                              " VALUES ($1, $2, $6, 'dead', $3, $4, $5, now(), 1)"
+                              " ON CONFLICT (id) DO UPDATE SET status = 'dead', error = $3,"
+                              "  error_detail = $4, worker = $5, finished_at = now()"
+                              "  WHERE j.status NOT IN ('done', 'dead')",
+                              6, p, errstr, errstr_size);
+            if (!r)
+                goto fail;
+            PQclear(r);
+            continue;
+        }
+        char dur[32], bytes[32];
+        snprintf(dur, sizeof(dur), "%.3f", j->tr.duration_s);
+        snprintf(bytes, sizeof(bytes), "%lld", j->artifact_bytes);
+        const char *p[8] = {j->job.id, j->job.tenant, j->tr.language, j->tr.text ? j->tr.text : "",
+                            dur, kiln_engine_name(kw->engine), j->tr.model_ran ? "true" : "false",
+                            j->tr.info_json};
+        r = kiln_pg_execp(pg,
+                          "INSERT INTO transcripts (job_id, tenant, language, text, duration_s, engine,"
+                          " model_ran, info) VALUES ($1, $2, nullif($3, ''), $4, $5::float8, $6,"
+                          " $7::boolean, $8::jsonb) ON CONFLICT (job_id) DO NOTHING",
+                          8, p, errstr, errstr_size);
+        if (!r)
+            goto fail;
+        PQclear(r);
+        for (int s = 0; s < j->tr.n_segments; s++) {
+            char idx[16], st[32], en[32], lp[32], ns[32];
+            kiln_segment_t *sg = &j->tr.segments[s];
+            snprintf(idx, sizeof(idx), "%d", s);
+            snprintf(st, sizeof(st), "%lld", (long long)sg->start_ms);
+            snprintf(en, sizeof(en), "%lld", (long long)sg->end_ms);
+            snprintf(lp, sizeof(lp), "%.4f", sg->avg_logprob);
+            snprintf(ns, sizeof(ns), "%.4f", sg->no_speech_prob);
+            const char *q[7] = {j->job.id, idx, st, en, sg->text ? sg->text : "", lp, ns};
+            r = kiln_pg_execp(pg,
+                              "INSERT INTO segments (job_id, idx, start_ms, end_ms, text, avg_logprob,"
+                              " no_speech_prob) VALUES ($1, $2::int, $3::bigint, $4::bigint, $5,"
+                              " $6::real, $7::real) ON CONFLICT DO NOTHING",
+                              7, q, errstr, errstr_size);
+            if (!r)
+                goto fail;
+            PQclear(r);
+        }
+        const char *a[4] = {j->job.id, j->artifact_uri, bytes, j->artifact_sha};
+        r = kiln_pg_execp(pg,
+                          "INSERT INTO artifacts (job_id, kind, uri, bytes, sha256)"
+                          " VALUES ($1, 'transcript.json', $2, $3::bigint, $4) ON CONFLICT DO NOTHING",
+                          4, a, errstr, errstr_size);
+        if (!r)
+            goto fail;
+        PQclear(r);
+        const char *u[2] = {j->job.id, kw->id};
+        r = kiln_pg_execp(pg,
+                          "UPDATE jobs SET status = 'done', finished_at = now(), worker = $2,"
+                          " error = NULL, error_detail = NULL"
+                          " WHERE id = $1 AND status NOT IN ('done', 'dead')",
+                          2, u, errstr, errstr_size);
+        if (!r)
+            goto fail;
+        PQclear(r);
+    }
+    for (int k = 0; k < n_owns; k++) {
+        kiln_own_t *o = &kw->own[owns[k]];
+        char ps[16], off[32];
+        snprintf(ps, sizeof(ps), "%d", o->partition);
+        snprintf(off, sizeof(off), "%lld", next[k]);
+        const char *p[3] = {o->topic, ps, off};
+        PGresult *r = kiln_pg_execp(pg,
+                                    "INSERT INTO offsets (topic, kpartition, next_offset, updated_at)"
+                                    " VALUES ($1, $2::int, $3::bigint, now())"
+                                    " ON CONFLICT (topic, kpartition) DO UPDATE"
+                                    " SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+                                    3, p, errstr, errstr_size);
+        if (!r)
+            goto fail;
+        PQclear(r);
+    }
+    if (kiln_pg_exec(pg, "COMMIT", errstr, errstr_size))
+        return KILN_ERR_PG;
+    for (int k = 0; k < n_owns; k++)
+        kw->own[owns[k]].next_offset = next[k];
+    return KILN_OK;
+fail: {
+    char e2[128];
+    kiln_pg_exec(pg, "ROLLBACK", e2, sizeof(e2));
+    return KILN_ERR_PG;
+}
+}
+
+/* ---- 7: events ---- */
+
+static void kiln_batch_events(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
+    for (int i = 0; i < n; i++) {
+        kiln_wjob_t *j = &jobs[i];
+        if (j->skip)
+            continue;
+        json_t *e = json_object();
+        json_object_set_new(e, "id", json_string(j->job.id));
+        json_object_set_new(e, "tenant", json_string(j->job.tenant));
+        json_object_set_new(e, "modality", json_string(kw->modality));
+        json_object_set_new(e, "status", json_string(j->err ? "dead" : "done"));
+        json_object_set_new(e, "worker", json_string(kw->id));
+        if (j->err) {
+            json_object_set_new(e, "error", json_string(kiln_err2name(j->err)));
+            json_object_set_new(e, "error_detail", json_string(j->errstr));
+        } else {
+            json_object_set_new(e, "duration_s", json_real(j->tr.duration_s));
+            json_t *uris = json_array();
+            json_array_append_new(uris, json_string(j->artifact_uri));
+            json_object_set_new(e, "result_uris", uris);
+        }
+        char *text = json_dumps(e, JSON_COMPACT);
+        json_decref(e);
+        if (!text)
+            continue;
+        rd_kafka_producev(kw->producer, RD_KAFKA_V_TOPIC(kw->events_topic),
+                          RD_KAFKA_V_KEY(j->job.id, strlen(j->job.id)),
+                          RD_KAFKA_V_VALUE(text, strlen(text)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                          RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR
+            ? (void)0
+            : free(text);
+    }
+    rd_kafka_poll(kw->producer, 0);
+}
+
+kiln_err_t kiln_worker_process_batch(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
+    kiln_batch_parse(kw, jobs, n);
+    kiln_err_t err;
+    for (int attempt = 0; (err = kiln_batch_claim(kw, jobs, n)) != KILN_OK; attempt++) {
+        kw->stats.retries++;
+        kiln_pg_check(kw->pg);
+        if (!kiln_worker_backoff(kw, attempt < 5 ? 200 << attempt : 5000))
+            return KILN_ERR__STOPPED;
+    }
+    if ((err = kiln_batch_run(kw, jobs, n)) != KILN_OK)
+        return err;
+    if ((err = kiln_batch_artifacts(kw, jobs, n)) != KILN_OK)
+        return err;
+    for (int attempt = 0; (err = kiln_batch_dlq(kw, jobs, n)) != KILN_OK; attempt++) {
+        kw->stats.retries++;
+        if (!kiln_worker_backoff(kw, attempt < 5 ? 200 << attempt : 5000))
+            return KILN_ERR__STOPPED;
+    }
+    for (int attempt = 0;; attempt++) {
+        char errstr[512];
+        err = kiln_batch_commit_tx(kw, jobs, n, errstr, sizeof(errstr));
+        if (!err)
+            break;
+        if (err == KILN_ERR__FENCED) {
+            kw->stats.fenced++;
+            KILN_LOG_WARN("batch not committed: %s", errstr);
+            return err;
+        }
+        kw->stats.retries++;
+        KILN_LOG_WARN("could not commit batch: %s; retrying", errstr);
+        kiln_pg_check(kw->pg);
+        if (!kiln_worker_backoff(kw, attempt < 5 ? 200 << attempt : 5000))
+            return KILN_ERR__STOPPED;
+    }
+    kw->stats.batches++;
+    for (int i = 0; i < n; i++) {
+        if (jobs[i].skip)
+            continue;
+        if (jobs[i].err)
+            kw->stats.jobs_dead++;
+        else
+            kw->stats.jobs_done++;
+    }
+    kiln_batch_events(kw, jobs, n);
+    return KILN_OK;
+}

@@ -1,0 +1,393 @@
+/*
+ * workers/worker.c - the worker daemon loop: heartbeats, assignment from
+ * Postgres (LISTEN kiln_assign + periodic re-read), manual partition
+ * assignment with offsets from Postgres, micro-batching (max_batch /
+ * max_queue_delay_us / memory budget), broker loss detection, drain on stop.
+ * Batch processing and the exactly-once commit live in workers/batch.c.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kiln/kafka.h"
+#include "kiln/log.h"
+#include "kiln/pg.h"
+#include "workers/worker_int.h"
+
+double kiln_worker_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void kiln_worker_heartbeat(kiln_worker_t *kw, const char *status) {
+    char host[256] = "", pid[16], slots[16], stats[512], errstr[256];
+    gethostname(host, sizeof(host) - 1);
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    snprintf(slots, sizeof(slots), "%lld", kiln_conf_get_int(kw->conf, "worker.slots"));
+    snprintf(stats, sizeof(stats),
+             "{\"jobs_done\":%lld,\"jobs_dead\":%lld,\"jobs_skipped\":%lld,\"batches\":%lld,"
+             "\"fenced\":%lld,\"retries\":%lld,\"lost_messages\":%lld,\"busy_s\":%.3f,"
+             "\"partitions\":%d}",
+             kw->stats.jobs_done, kw->stats.jobs_dead, kw->stats.jobs_skipped, kw->stats.batches,
+             kw->stats.fenced, kw->stats.retries, kw->stats.lost_messages, kw->stats.busy_s,
+             kw->n_own);
+    const char *p[8] = {kw->id, host, pid, kiln_conf_get(kw->conf, "worker.gpu"), slots,
+                        kiln_engine_name(kw->engine), status, stats};
+    kiln_pg_check(kw->pg);
+    PGresult *r = kiln_pg_execp(
+        kw->pg,
+        "INSERT INTO workers (id, host, pid, gpu, slots, engine, modalities, status, stats, heartbeat)"
+        " VALUES ($1, $2, $3::int, $4, $5::int, $6, '{transcribe}', $7, $8::jsonb, now())"
+        " ON CONFLICT (id) DO UPDATE SET host = $2, pid = $3::int, gpu = $4, slots = $5::int,"
+        "  engine = $6, status = $7, stats = $8::jsonb, heartbeat = now()",
+        8, p, errstr, sizeof(errstr));
+    if (!r)
+        KILN_LOG_WARN("could not write heartbeat: %s", errstr);
+    PQclear(r);
+    kw->last_hb = kiln_worker_now();
+}
+
+int kiln_worker_find_own(kiln_worker_t *kw, const char *topic, int partition) {
+    for (int i = 0; i < kw->n_own; i++)
+        if (kw->own[i].partition == partition && !strcmp(kw->own[i].topic, topic))
+            return i;
+    return -1;
+}
+
+/* (Re)creates the consumer and producer against the current bootstrap. */
+static int kiln_worker_connect_kafka(kiln_worker_t *kw, char *errstr, size_t errstr_size) {
+    if (kw->consumer) {
+        rd_kafka_consumer_close(kw->consumer);
+        rd_kafka_destroy(kw->consumer);
+        kw->consumer = NULL;
+    }
+    if (kw->producer) {
+        rd_kafka_flush(kw->producer, 5000);
+        rd_kafka_destroy(kw->producer);
+        kw->producer = NULL;
+    }
+    if (kiln_kafka_bootstrap(kw->conf, kw->bootstrap, sizeof(kw->bootstrap), &kw->embedded,
+                             errstr, errstr_size))
+        return -1;
+    kw->consumer = kiln_kafka_consumer_new(kw->conf, kw->id, errstr, errstr_size);
+    if (!kw->consumer)
+        return -1;
+    kw->producer = kiln_kafka_producer_new(kw->conf, errstr, errstr_size);
+    if (!kw->producer)
+        return -1;
+    kw->n_own = 0; /* forces a fresh rd_kafka_assign */
+    return 0;
+}
+
+/* Re-reads our partitions (and their epochs + offsets) from Postgres and
+ * re-assigns the consumer when anything changed. @returns 0 or -1. */
+static int kiln_worker_refresh_assignment(kiln_worker_t *kw, int force) {
+    char errstr[512];
+    const char *p[2] = {kw->id, kw->topic};
+    PGresult *r = kiln_pg_execp(
+        kw->pg,
+        "SELECT a.kpartition, a.epoch, coalesce(o.next_offset, -1)"
+        " FROM assignments a LEFT JOIN offsets o USING (topic, kpartition)"
+        " WHERE a.worker = $1 AND a.topic = $2 ORDER BY a.kpartition",
+        2, p, errstr, sizeof(errstr));
+    if (!r) {
+        KILN_LOG_WARN("could not read assignment: %s", errstr);
+        kiln_pg_check(kw->pg);
+        return -1;
+    }
+    int n = PQntuples(r) < KILN_MAX_OWN ? PQntuples(r) : KILN_MAX_OWN;
+    int changed = force || n != kw->n_own;
+    for (int i = 0; i < n && !changed; i++)
+        changed = kw->own[i].partition != atoi(PQgetvalue(r, i, 0)) ||
+                  kw->own[i].epoch != atoll(PQgetvalue(r, i, 1));
+    if (!changed) {
+        PQclear(r);
+        return 0;
+    }
+    rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(n ? n : 1);
+    for (int i = 0; i < n; i++) {
+        kiln_own_t *o = &kw->own[i];
+        snprintf(o->topic, sizeof(o->topic), "%s", kw->topic);
+        o->partition = atoi(PQgetvalue(r, i, 0));
+        o->epoch = atoll(PQgetvalue(r, i, 1));
+        o->next_offset = atoll(PQgetvalue(r, i, 2));
+        rd_kafka_topic_partition_list_add(tl, o->topic, o->partition)->offset =
+            o->next_offset >= 0 ? o->next_offset : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    kw->n_own = n;
+    PQclear(r);
+    rd_kafka_resp_err_t err = rd_kafka_assign(kw->consumer, tl);
+    rd_kafka_topic_partition_list_destroy(tl);
+    if (err) {
+        KILN_LOG_ERROR("could not assign partitions: %s", rd_kafka_err2str(err));
+        return -1;
+    }
+    KILN_LOG_INFO("assigned %d partition(s) of %s", n, kw->topic);
+    return 0;
+}
+
+/* The stored offset of a partition is outside the broker's log. Below the
+ * log start: messages were dropped by the broker (mock cluster retention) -
+ * report them loudly and continue at the log start. Above the end: the
+ * broker lost its log (restart) - continue at the log start. Either way the
+ * jobs still have queued rows in Postgres and `kiln requeue` re-produces
+ * them. */
+static void kiln_worker_offset_out_of_range(kiln_worker_t *kw, const char *topic, int part) {
+    int oi = kiln_worker_find_own(kw, topic, part);
+    if (oi < 0)
+        return;
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(kw->consumer, topic, part, &lo, &hi, 5000);
+    if (err) {
+        KILN_LOG_WARN("could not query watermarks of %s [%d]: %s", topic, part, rd_kafka_err2str(err));
+        return;
+    }
+    kiln_own_t *o = &kw->own[oi];
+    long long stored = o->next_offset < 0 ? 0 : o->next_offset;
+    if (stored < lo) {
+        kw->stats.lost_messages += lo - stored;
+        KILN_LOG_ERROR("broker dropped %lld message(s) of %s [%d] before they were consumed "
+                       "(offsets %lld..%lld); their jobs stay queued: run `kiln requeue`",
+                       (long long)(lo - stored), topic, part, stored, (long long)lo - 1);
+    } else
+        KILN_LOG_WARN("stored offset %lld of %s [%d] is past the broker's log end %lld (broker "
+                      "restarted?); continuing at %lld", stored, topic, part, (long long)hi, (long long)lo);
+    char errstr[512], ps[16], from[32], to[32], eps[32];
+    snprintf(ps, sizeof(ps), "%d", part);
+    snprintf(from, sizeof(from), "%lld", stored);
+    snprintf(to, sizeof(to), "%lld", (long long)lo);
+    snprintf(eps, sizeof(eps), "%lld", o->epoch);
+    const char *p[5] = {topic, ps, from, to, kw->id};
+    PGresult *r = kiln_pg_execp(kw->pg,
+                                "INSERT INTO broker_losses (topic, kpartition, from_offset, to_offset, worker)"
+                                " VALUES ($1, $2::int, $3::bigint, $4::bigint, $5)",
+                                5, p, errstr, sizeof(errstr));
+    PQclear(r);
+    /* move the stored offset to the log start, fenced like any commit */
+    const char *q[5] = {topic, ps, to, kw->id, eps};
+    r = kiln_pg_execp(kw->pg,
+                      "INSERT INTO offsets (topic, kpartition, next_offset, updated_at)"
+                      " SELECT $1, $2::int, $3::bigint, now() FROM assignments"
+                      "  WHERE topic = $1 AND kpartition = $2::int AND worker = $4 AND epoch = $5::bigint"
+                      " ON CONFLICT (topic, kpartition) DO UPDATE SET next_offset = EXCLUDED.next_offset,"
+                      "  updated_at = now()",
+                      5, q, errstr, sizeof(errstr));
+    if (!r)
+        KILN_LOG_WARN("could not move offset of %s [%d]: %s", topic, part, errstr);
+    PQclear(r);
+    kiln_worker_refresh_assignment(kw, 1);
+}
+
+static void kiln_worker_check_notify(kiln_worker_t *kw, int *changed) {
+    if (!kw->lpg)
+        return;
+    if (!PQconsumeInput(kw->lpg)) {
+        kiln_pg_check(kw->lpg);
+        char errstr[256];
+        kiln_pg_exec(kw->lpg, "LISTEN kiln_assign", errstr, sizeof(errstr));
+        *changed = 1;
+        return;
+    }
+    PGnotify *n;
+    while ((n = PQnotifies(kw->lpg))) {
+        *changed = 1;
+        PQfreemem(n);
+    }
+}
+
+/* Broker address changed (embedded broker restarted)? Reconnect. */
+static void kiln_worker_check_broker(kiln_worker_t *kw) {
+    if (!kw->embedded)
+        return;
+    char bs[1024], errstr[512];
+    int emb;
+    if (kiln_kafka_bootstrap(kw->conf, bs, sizeof(bs), &emb, errstr, sizeof(errstr)) ||
+        !strcmp(bs, kw->bootstrap))
+        return;
+    KILN_LOG_WARN("broker address changed (%s -> %s): reconnecting", kw->bootstrap, bs);
+    if (kiln_worker_connect_kafka(kw, errstr, sizeof(errstr)))
+        KILN_LOG_ERROR("could not reconnect to the broker: %s", errstr);
+    else
+        kiln_worker_refresh_assignment(kw, 1);
+}
+
+int kiln_worker_backoff(kiln_worker_t *kw, long long ms) {
+    double end = kiln_worker_now() + ms / 1000.0;
+    while (*kw->run && kiln_worker_now() < end) {
+        if (kiln_worker_now() - kw->last_hb > kiln_conf_get_int(kw->conf, "worker.heartbeat_ms") / 1000.0)
+            kiln_worker_heartbeat(kw, "retrying");
+        usleep(20000);
+    }
+    return *kw->run != 0;
+}
+
+kiln_worker_t *kiln_worker_new(const kiln_conf_t *conf, char *errstr, size_t errstr_size) {
+    kiln_worker_t *kw = calloc(1, sizeof(*kw));
+    if (!kw) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    kw->conf = kiln_conf_dup(conf);
+    const char *id = kiln_conf_get(conf, "worker.id");
+    if (*id)
+        snprintf(kw->id, sizeof(kw->id), "%s", id);
+    else {
+        char host[100] = "";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(kw->id, sizeof(kw->id), "%s-%d", host, (int)getpid());
+    }
+    snprintf(kw->modality, sizeof(kw->modality), "transcribe");
+    kiln_kafka_topic(conf, kw->modality, "jobs", kw->topic, sizeof(kw->topic));
+    kiln_kafka_topic(conf, kw->modality, "dlq", kw->dlq_topic, sizeof(kw->dlq_topic));
+    kiln_kafka_events_topic(conf, kw->events_topic, sizeof(kw->events_topic));
+    kw->max_batch = (int)kiln_conf_get_int(conf, "worker.max_batch");
+    kw->max_delay_us = kiln_conf_get_int(conf, "worker.max_queue_delay_us");
+    kw->budget_bytes = kiln_conf_get_int(conf, "worker.memory_budget_mb") << 20;
+    kw->max_input_bytes = kiln_conf_get_int(conf, "worker.max_input_bytes");
+    kw->retry_budget = (int)kiln_conf_get_int(conf, "worker.retry_budget");
+    kw->backoff_ms = kiln_conf_get_int(conf, "worker.retry_backoff_ms");
+    kw->max_audio_s = (double)kiln_conf_get_int(conf, "worker.max_audio_seconds");
+    kw->limits.max_message_bytes = (size_t)kiln_conf_get_int(conf, "worker.max_message_bytes");
+    kw->limits.max_json_depth = (int)kiln_conf_get_int(conf, "worker.max_json_depth");
+    kw->limits.max_inline_bytes = (size_t)kiln_conf_get_int(conf, "worker.max_inline_bytes");
+    kw->engine = kiln_engine_new(kiln_conf_get(conf, "worker.engine"), conf, errstr, errstr_size);
+    if (!kw->engine)
+        goto fail;
+    kw->store = kiln_store_new(conf, errstr, errstr_size);
+    if (!kw->store)
+        goto fail;
+    kw->pg = kiln_pg_connect(conf, "kiln-worker", errstr, errstr_size);
+    if (!kw->pg)
+        goto fail;
+    kw->lpg = kiln_pg_connect(conf, "kiln-worker-listen", errstr, errstr_size);
+    if (!kw->lpg || kiln_pg_exec(kw->lpg, "LISTEN kiln_assign", errstr, errstr_size))
+        goto fail;
+    if (kiln_worker_connect_kafka(kw, errstr, errstr_size))
+        goto fail;
+    return kw;
+fail:
+    kiln_worker_destroy(kw);
+    return NULL;
+}
+
+/* Frees the messages and state of a batch. */
+static void kiln_worker_batch_free(kiln_wjob_t *jobs, int n) {
+    for (int i = 0; i < n; i++) {
+        if (jobs[i].msg)
+            rd_kafka_message_destroy(jobs[i].msg);
+        kiln_job_clear(&jobs[i].job);
+        free(jobs[i].input);
+        kiln_audio_free(&jobs[i].audio);
+        kiln_transcript_clear(&jobs[i].tr);
+        memset(&jobs[i], 0, sizeof(jobs[i]));
+    }
+}
+
+kiln_err_t kiln_worker_run(kiln_worker_t *kw, volatile sig_atomic_t *run) {
+    kw->run = run;
+    kiln_worker_heartbeat(kw, "up");
+    kiln_worker_refresh_assignment(kw, 1);
+    kiln_wjob_t *jobs = calloc(kw->max_batch, sizeof(kiln_wjob_t));
+    if (!jobs)
+        return KILN_ERR__NOMEM;
+    long long hb_ms = kiln_conf_get_int(kw->conf, "worker.heartbeat_ms");
+    double last_refresh = kiln_worker_now();
+    KILN_LOG_INFO("worker %s up: engine %s, max_batch %d, max_queue_delay_us %lld", kw->id,
+                  kiln_engine_name(kw->engine), kw->max_batch, kw->max_delay_us);
+    while (*run) {
+        double now = kiln_worker_now();
+        int changed = 0;
+        kiln_worker_check_notify(kw, &changed);
+        if (now - kw->last_hb > hb_ms / 1000.0) {
+            kiln_worker_heartbeat(kw, "up");
+            kiln_worker_check_broker(kw);
+        }
+        if (changed || now - last_refresh > 2.0) {
+            kiln_worker_refresh_assignment(kw, 0);
+            last_refresh = now;
+        }
+        /* fill one batch */
+        int n = 0;
+        long long bytes = 0;
+        double first_at = 0;
+        while (n < kw->max_batch && *run) {
+            int timeout_ms = 100;
+            if (n) {
+                double left = first_at + kw->max_delay_us / 1e6 - kiln_worker_now();
+                if (left <= 0)
+                    break;
+                timeout_ms = (int)(left * 1000) + 1;
+            }
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(kw->consumer, timeout_ms);
+            if (!m) {
+                if (!n)
+                    break; /* idle: go round for heartbeats and notifications */
+                continue;
+            }
+            if (m->err) {
+                const char *tn = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
+                if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+                    m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE)
+                    kiln_worker_offset_out_of_range(kw, tn, m->partition);
+                else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    KILN_LOG_WARN("consumer: %s [%d]: %s", tn, m->partition, rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            int oi = kiln_worker_find_own(kw, rd_kafka_topic_name(m->rkt), m->partition);
+            if (oi < 0) { /* stale message of a partition we no longer own */
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            if (!n)
+                first_at = kiln_worker_now();
+            jobs[n].msg = m;
+            jobs[n].own_idx = oi;
+            n++;
+            char ib[32];
+            bytes += (long long)m->len;
+            if (kiln_kafka_header(m, "kiln-input-bytes", ib, sizeof(ib)))
+                bytes += atoll(ib) * 2 + 64000; /* input + decoded audio estimate */
+            if (bytes >= kw->budget_bytes)
+                break; /* memory budget: stop fetching until this batch is done */
+        }
+        if (!n)
+            continue;
+        double t0 = kiln_worker_now();
+        kiln_err_t err = kiln_worker_process_batch(kw, jobs, n);
+        kw->stats.busy_s += kiln_worker_now() - t0;
+        kiln_worker_batch_free(jobs, n);
+        if (err == KILN_ERR__FENCED) /* lost a partition: re-read and re-seek */
+            kiln_worker_refresh_assignment(kw, 1);
+        else if (err == KILN_ERR__STOPPED)
+            break;
+    }
+    KILN_LOG_INFO("draining: in-flight batch committed; leaving the fleet");
+    kiln_worker_heartbeat(kw, "stopped");
+    free(jobs);
+    return KILN_OK;
+}
+
+void kiln_worker_destroy(kiln_worker_t *kw) {
+    if (!kw)
+        return;
+    if (kw->consumer) {
+        rd_kafka_consumer_close(kw->consumer);
+        rd_kafka_destroy(kw->consumer);
+    }
+    if (kw->producer) {
+        rd_kafka_flush(kw->producer, 10000);
+        rd_kafka_destroy(kw->producer);
+    }
+    PQfinish(kw->pg);
+    PQfinish(kw->lpg);
+    kiln_store_destroy(kw->store);
+    kiln_engine_destroy(kw->engine);
+    kiln_conf_destroy(kw->conf);
+    free(kw);
+}
