@@ -45,10 +45,12 @@ SQL_SRCS := $(sort $(wildcard schema/[0-9][0-9][0-9]_*.sql))
 CMD_OBJS := $(CMD_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 EX_BINS := $(EX_SRCS:producers/examples/%.c=$(BUILD)/examples/%)
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 CU_OBJS := $(CU_SRCS:%.cu=$(BUILD)/cuda/%.o)
 
 .PHONY: all deps demo test test-long test-gpu cuda docs clean models bench help
-all: $(BUILD)/kiln $(BUILD)/libkiln.a $(BUILD)/libkiln.so $(BUILD)/kiln.pc $(TEST_BINS) $(EX_BINS)
+all: $(BUILD)/kiln $(BUILD)/libkiln.a $(BUILD)/libkiln.so $(BUILD)/kiln.pc $(TEST_BINS) $(EX_BINS) $(TOOL_BINS)
 
 help:
 	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
@@ -82,6 +84,11 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libkiln.a
 $(BUILD)/examples/%: producers/examples/%.c $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LIBS)
+
+# test tools use librdkafka only (no kiln code): interop proof
+$(BUILD)/tools/%: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) -lrdkafka
 
 $(BUILD)/kiln.pc: Makefile
 	@mkdir -p $(BUILD)

@@ -182,7 +182,8 @@ static pid_t kiln_spawn(const kiln_conf_t *conf, const char *name, char **args, 
 }
 
 /* Writes stack.conf (pg.* keys and the data directory). */
-static int kiln_write_stack_conf(const kiln_conf_t *conf, int port, const char *datadir) {
+static int kiln_write_stack_conf(const kiln_conf_t *conf, int port, const char *datadir,
+                                 char **sets, int n_sets) {
     char *path = kiln_conf_stack_path(conf, "stack.conf");
     FILE *fp = fopen(path, "w");
     if (!fp) {
@@ -193,12 +194,23 @@ static int kiln_write_stack_conf(const kiln_conf_t *conf, int port, const char *
     fprintf(fp, "# written by `kiln up`: where the embedded stack's services are\n"
                 "pg.host = 127.0.0.1\npg.port = %d\npg.dbname = kiln\npg.user = postgres\n"
                 "stack.pg_datadir = %s\n", port, datadir);
+    /* settings given to `kiln up` hold for every command that uses this stack
+     * (partition counts, topic prefix, limits...) */
+    fprintf(fp, "# from kiln up --set\n");
+    for (int i = 0; i < n_sets; i++) {
+        const char *eq = strchr(sets[i], '=');
+        if (!eq || !strncmp(sets[i], "stack.dir=", 10) || !strncmp(sets[i], "worker.id=", 10) ||
+            !strncmp(sets[i], "pg.", 3) || !strncmp(sets[i], "stack.pg_datadir=", 17))
+            continue;
+        fprintf(fp, "%.*s = %s\n", (int)(eq - sets[i]), sets[i], eq + 1);
+    }
     fclose(fp);
     free(path);
     return 0;
 }
 
-static int kiln_up_postgres(kiln_conf_t *conf, char *errstr, size_t sz) {
+static int kiln_up_postgres(kiln_cli_t *cli, char *errstr, size_t sz) {
+    kiln_conf_t *conf = cli->conf;
     const char *bindir = kiln_stack_pg_bindir();
     char *pgdir = kiln_conf_stack_path(conf, "pg");
     kiln_mkdirs(pgdir, 0755);
@@ -281,7 +293,7 @@ static int kiln_up_postgres(kiln_conf_t *conf, char *errstr, size_t sz) {
             return -1;
         }
     }
-    if (kiln_write_stack_conf(conf, port, datadir))
+    if (kiln_write_stack_conf(conf, port, datadir, cli->sets, cli->n_sets))
         return -1;
     char e2[256], ps[16];
     snprintf(ps, sizeof(ps), "%d", port);
@@ -441,7 +453,7 @@ int kiln_cmd_up(int argc, char **argv) {
         kiln_mkdirs(p, 0755);
         free(p);
     }
-    if (kiln_up_postgres(cli.conf, errstr, sizeof(errstr)) ||
+    if (kiln_up_postgres(&cli, errstr, sizeof(errstr)) ||
         kiln_up_broker(&cli, stackdir, errstr, sizeof(errstr))) {
         fprintf(stderr, "kiln up: %s\n", errstr);
         kiln_cli_free(&cli);

@@ -123,7 +123,7 @@ static int kiln_store_file_walk_(const kiln_store_file_t *fs, const char *key, i
  * kiln_store_file_fail_ - formats "could not <verb> object "<uri>": <why>"
  * for errno \p e and picks the code: a symbolic link, an over-long name or
  * a file/directory clash is a bad key (retrying cannot help), a missing file
- * NOT_FOUND, anything else KILN_ERR_STORE (retriable).
+ * NOT_FOUND when reading, anything else KILN_ERR_STORE (retriable).
  */
 static kiln_err_t kiln_store_file_fail_(kiln_store_t *st, const char *verb, const char *key,
                                         int e, char *errstr, size_t errstr_size) {
@@ -138,8 +138,11 @@ static kiln_err_t kiln_store_file_fail_(kiln_store_t *st, const char *verb, cons
     case ENAMETOOLONG:
         err = KILN_ERR_BAD_KEY, why = "a path segment is too long for this file system";
         break;
-    case ENOENT:
-        err = KILN_ERR__NOT_FOUND, why = "no such object";
+    case ENOENT: /* for a write: the root or a directory vanished meanwhile */
+        if (!strcmp(verb, "write"))
+            err = KILN_ERR_STORE, why = strerror(e);
+        else
+            err = KILN_ERR__NOT_FOUND, why = "no such object";
         break;
     case EISDIR:
     case ENOTDIR:
@@ -209,7 +212,7 @@ fail:
         close(fd);
     unlinkat(dfd, tmp, 0);
     close(dfd);
-    return kiln_store_file_fail_(st, "write", key, e == ENOENT ? EIO : e, errstr, errstr_size);
+    return kiln_store_file_fail_(st, "write", key, e, errstr, errstr_size);
 }
 
 static kiln_err_t kiln_store_file_get_(kiln_store_t *st, const char *key, size_t max_bytes,

@@ -201,7 +201,7 @@ static int kiln_s3_retriable_(CURLcode rc, long status) {
  * HTTP status is in rq->status and the body in rq->buf.
  */
 static CURLcode kiln_s3_perform_(kiln_store_s3_t *s3, const char *key, kiln_s3_req_t *rq) {
-    char url[4 * KILN_STORE_KEY_MAX + 1024];
+    char url[8 * KILN_STORE_KEY_MAX]; /* prefix and key, 3 bytes per byte at worst */
     if (kiln_s3_url_(s3, key, url, sizeof(url)))
         return CURLE_URL_MALFORMAT;
     char sha[65] = KILN_S3_EMPTY_SHA256;
@@ -427,6 +427,8 @@ static void kiln_store_s3_destroy_(kiln_store_t *st) {
     free(s3->prefix);
     free(s3->endpoint);
     free(s3->access_key);
+    if (s3->secret_key)
+        explicit_bzero(s3->secret_key, strlen(s3->secret_key));
     free(s3->secret_key);
     free(s3->session_token);
     free(s3);

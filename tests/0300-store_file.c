@@ -503,6 +503,24 @@ int main(void) {
     }
     SUB_TEST_PASS();
 
+    SUB_TEST("a vanished root is a retriable store error for put, NOT_FOUND for get");
+    {
+        snprintf(path, sizeof(path), "file://%s/vanish", tmpdir);
+        st = open_store(path, errstr, sizeof(errstr));
+        TEST_ASSERT(st, "open: %s", errstr);
+        snprintf(path, sizeof(path), "%s/vanish", tmpdir);
+        TEST_CHECK(rmdir(path) == 0, "rmdir %s", path);
+        kiln_err_t err = kiln_store_put(st, "a/b", "x", 1, errstr, sizeof(errstr));
+        TEST_CHECK(err == KILN_ERR_STORE && kiln_err_is_retriable(err), "put: %s (%s)",
+                   kiln_err2name(err), errstr);
+        void *data;
+        size_t len;
+        err = kiln_store_get(st, "a/b", 0, &data, &len, errstr, sizeof(errstr));
+        TEST_CHECK(err == KILN_ERR__NOT_FOUND, "get: %s", kiln_err2name(err));
+        kiln_store_destroy(st);
+    }
+    SUB_TEST_PASS();
+
     SUB_TEST("sha256 matches the FIPS 180-2 vectors");
     {
         char hex[65];

@@ -53,11 +53,16 @@ static int test_n_passed_ = 0;
             return ret;                                                                  \
     } while (0)
 
-/* Fatal check inside main(): prints and exits the program with failure. */
+/* Fatal check inside main(): prints and exits the program with failure.
+ * \p cond is evaluated once. */
 #define TEST_ASSERT(cond, ...)                                                           \
     do {                                                                                 \
-        TEST_CHECK(cond, __VA_ARGS__);                                                   \
-        if (!(cond)) {                                                                   \
+        int test_ok_ = !!(cond);                                                         \
+        if (!test_ok_) {                                                                 \
+            printf("not ok - %s: %s:%d: (%s) ", test_cur_, __FILE__, __LINE__, #cond);  \
+            printf(__VA_ARGS__);                                                         \
+            printf("\n");                                                                \
+            test_n_failed_++;                                                            \
             printf("%d passed, %d failed\n", test_n_passed_, test_n_failed_);            \
             exit(1);                                                                     \
         }                                                                                \

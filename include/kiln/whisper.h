@@ -54,6 +54,9 @@ typedef struct kiln_whisper_params_s {
     float no_speech_threshold;   /* skip a window when no_speech_prob is above it ... */
     float logprob_threshold;     /* ... and its avg log-prob is below this */
     int max_new_tokens;      /* per window; 0: n_text_ctx / 2 */
+    float silence_dbfs;      /* kiln's energy gate: a window whose RMS is below this
+                              * (dBFS) is skipped without decoding, since Whisper
+                              * invents text ("you") on digital silence; 0: off */
 } kiln_whisper_params_t;
 
 typedef struct kiln_whisper_segment_s {

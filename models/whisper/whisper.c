@@ -17,7 +17,9 @@
  *           the timestamp rules (pairs, monotonic, the first token is a
  *           timestamp <= 1 s, timestamps win when their total probability
  *           beats every text token);
- *   window  skipped when no_speech_prob > 0.6 and avg log-prob <= -1;
+ *   window  skipped when no_speech_prob > 0.6 and avg log-prob <= -1, and
+ *           (kiln's addition, p->silence_dbfs) when its RMS level is below
+ *           -55 dBFS: Whisper itself says "you" on 30 s of digital silence;
  *   seek    to the last complete timestamp pair, or past the window.
  * All windows of a batch are encoded together, and the decoder steps every
  * sequence that is still running; finished sequences leave the batch.
@@ -50,6 +52,7 @@ kiln_whisper_params_t kiln_whisper_default_params(void) {
         .no_speech_threshold = 0.6f,
         .logprob_threshold = -1.0f,
         .max_new_tokens = 0,
+        .silence_dbfs = -55.0f,
     };
     return p;
 }
@@ -401,10 +404,28 @@ static int kiln_w_split_(const kiln_whisper_model_t *m, kiln_whisper_result_t *r
 /* ---- transcription ------------------------------------------------------ */
 
 typedef struct kiln_wreq_s {
+    const float *pcm;
+    size_t n_samples;
     float *mel;              /* [M, F] */
     int n_frames, content, seek;
     int active;
 } kiln_wreq_t;
+
+/* @returns 1 when the next window of q is below the energy gate. */
+static int kiln_w_silent_(const kiln_wreq_t *q, const kiln_whisper_params_t *p) {
+    if (p->silence_dbfs >= 0.0f)
+        return 0;
+    size_t a = (size_t)q->seek * 160, b = a + (size_t)KILN_W_FRAMES * 160;
+    if (b > q->n_samples)
+        b = q->n_samples;
+    if (a >= b)
+        return 1;
+    double e = 0.0;
+    for (size_t i = a; i < b; i++)
+        e += (double)q->pcm[i] * q->pcm[i];
+    double rms = sqrt(e / (double)(b - a));
+    return rms <= 0.0 || 20.0 * log10(rms) < p->silence_dbfs;
+}
 
 static int kiln_w_lang_token_(const kiln_whisper_model_t *m, const char *code) {
     char want[32];
@@ -589,6 +610,8 @@ kiln_err_t kiln_whisper_transcribe(const kiln_whisper_model_t *m,
             kiln_w_fail_(r, KILN_ERR__NOMEM, "out of memory");
             continue;
         }
+        rq[i].pcm = pcm[i];
+        rq[i].n_samples = n_samples[i];
         rq[i].content = rq[i].n_frames - 1;
         rq[i].active = rq[i].content > 0;
     }
@@ -598,6 +621,11 @@ kiln_err_t kiln_whisper_transcribe(const kiln_whisper_model_t *m,
         int nW = 0;
         for (int k = 0; k < n && nW < max_batch; k++) {
             int i = (next + k) % n;
+            while (rq[i].active && out[i].err == KILN_OK && kiln_w_silent_(&rq[i], p)) {
+                out[i].n_windows++;
+                rq[i].seek += KILN_W_FRAMES;
+                rq[i].active = rq[i].seek < rq[i].content;
+            }
             if (rq[i].active && out[i].err == KILN_OK)
                 idx[nW++] = i;
         }

@@ -13,9 +13,10 @@ implementation:
   * the Authorization signature must equal botocore's for the same request,
     else 403 SignatureDoesNotMatch (InvalidAccessKeyId for another key).
 
-Objects live in memory. Keys below "flaky/" answer 503 SlowDown to their
-first two requests, keys below "down/" always do; GET "chunked/<n>" answers
-<n> bytes with chunked transfer encoding (no Content-Length).
+Objects live in memory. Keys containing "flaky/" answer 503 SlowDown to
+their first two requests, keys containing "down/" always do; GET of a key
+ending in "chunked/<n>" answers <n> bytes with chunked transfer encoding (no
+Content-Length).
 
 Usage: sigv4_check.py ACCESS_KEY SECRET_KEY REGION  (prints the port, then serves)
 """
@@ -107,7 +108,7 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             n = attempts.get((self.command, key), 0)
             attempts[(self.command, key)] = n + 1
-        if key.startswith("down/") or (key.startswith("flaky/") and n < 2):
+        if "down/" in key or ("flaky/" in key and n < 2):
             self.error(503, "SlowDown", "Please reduce your request rate.")
             return True
         return False
@@ -125,8 +126,8 @@ class Handler(BaseHTTPRequestHandler):
         bk = self.check(b"")
         if not bk or self.flaky(bk[1]):
             return
-        if bk[1].startswith("chunked/"):
-            left = int(bk[1].split("/")[1])
+        if "chunked/" in bk[1]:
+            left = int(bk[1].split("chunked/")[1])
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
