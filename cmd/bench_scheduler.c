@@ -29,7 +29,7 @@ static void kiln_bench_scheduler_usage_(FILE *fp) {
             "  --json           also print one JSON object as the last line\n"
             "  --seed N         first seed (default %llu); same seed, same output\n"
             "  --reps N         seeds N..N+reps-1, medians reported (default %d)\n"
-            "  --scale X        multiply every workload's job count (default %.1f)\n"
+            "  --scale X        stretch every workload: jobs and time x X (default %.1f)\n"
             "  --workload NAME  run one workload:",
             (unsigned long long)d.seed, d.reps, d.scale);
     for (int i = 0; i < kiln_sim_workload_count(); i++)

@@ -64,5 +64,6 @@ int kiln_cmd_submit(int argc, char **argv);
 int kiln_cmd_requeue(int argc, char **argv);
 int kiln_cmd_bench(int argc, char **argv);
 int kiln_cmd_conf(int argc, char **argv);
+int kiln_cmd_transcribe(int argc, char **argv);
 
 #endif

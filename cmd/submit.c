@@ -227,6 +227,11 @@ int kiln_cmd_submit(int argc, char **argv) {
         if (err) {
             fprintf(stderr, "kiln submit: %s: %s\n", what, errstr);
             failed++;
+            if (err == KILN_ERR__QUEUE_FULL) { /* the rest would wait and fail the same way */
+                fprintf(stderr, "kiln submit: stopping: %d input(s) not submitted; retry when "
+                                "workers have drained the queue\n", n_in - i - 1);
+                break;
+            }
             continue;
         }
         ids[n_ok++] = strdup(id);

@@ -10,8 +10,8 @@
  * Output goes to stdout: txt prints each file's text on one line (prefixed
  * with the file name when there are several); json prints one object per
  * file and line ({"file","text","language","duration","segments":[{"start",
- * "end","text"}]}); srt and vtt print subtitles (one block per file, after a
- * "NOTE"/comment line naming the file when there are several).
+ * "end","text"}]}); srt and vtt print subtitles, one block per file (vtt
+ * adds a "NOTE <file>" line when there are several; srt has no comments).
  * Exit status: 0 when every file was transcribed, 1 when one failed, 2 on
  * a usage error.
  */

@@ -182,9 +182,38 @@ static pid_t kiln_spawn(const kiln_conf_t *conf, const char *name, char **args, 
 }
 
 /* Writes stack.conf (pg.* keys and the data directory). */
+/* Is \p line ("key = value") overridden by one of \p sets ("key=value")? */
+static int kiln_set_overrides(const char *line, char **sets, int n_sets) {
+    size_t kl = strcspn(line, " =");
+    for (int i = 0; i < n_sets; i++)
+        if (!strncmp(sets[i], line, kl) && sets[i][kl] == '=')
+            return 1;
+    return 0;
+}
+
 static int kiln_write_stack_conf(const kiln_conf_t *conf, int port, const char *datadir,
                                  char **sets, int n_sets) {
     char *path = kiln_conf_stack_path(conf, "stack.conf");
+    /* settings from earlier `kiln up --set` runs stay unless overridden now */
+    char kept[8192] = "";
+    size_t kept_len = 0;
+    FILE *old = fopen(path, "r");
+    if (old) {
+        char line[1024];
+        int in_sets = 0;
+        while (fgets(line, sizeof(line), old)) {
+            if (!strncmp(line, "# from kiln up --set", 20)) {
+                in_sets = 1;
+                continue;
+            }
+            if (in_sets && line[0] != '#' && !kiln_set_overrides(line, sets, n_sets) &&
+                kept_len + strlen(line) < sizeof(kept)) {
+                memcpy(kept + kept_len, line, strlen(line) + 1);
+                kept_len += strlen(line);
+            }
+        }
+        fclose(old);
+    }
     FILE *fp = fopen(path, "w");
     if (!fp) {
         fprintf(stderr, "kiln up: could not write \"%s\": %s\n", path, strerror(errno));
@@ -196,7 +225,7 @@ static int kiln_write_stack_conf(const kiln_conf_t *conf, int port, const char *
                 "stack.pg_datadir = %s\n", port, datadir);
     /* settings given to `kiln up` hold for every command that uses this stack
      * (partition counts, topic prefix, limits...) */
-    fprintf(fp, "# from kiln up --set\n");
+    fprintf(fp, "# from kiln up --set\n%s", kept);
     for (int i = 0; i < n_sets; i++) {
         const char *eq = strchr(sets[i], '=');
         if (!eq || !strncmp(sets[i], "stack.dir=", 10) || !strncmp(sets[i], "worker.id=", 10) ||

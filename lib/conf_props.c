@@ -56,9 +56,12 @@ const kiln_prop_t kiln_conf_table[] = {
     /* worker */
     {"worker.id", KILN_PROP_STR, "", 0, 0, W,
      "Worker id, unique in the fleet. Empty: <hostname>-<pid>."},
-    {"worker.engine", KILN_PROP_STR, "null", 0, 0, W,
-     "Engine that runs transcribe jobs: null (decode + measure, no model)."},
-    {"worker.model", KILN_PROP_STR, "", 0, 0, W, "Model path for the engine."},
+    {"worker.engine", KILN_PROP_STR, "whisper", 0, 0, W,
+     "Engine that runs transcribe jobs: whisper (Whisper in C) or null (decode + measure, "
+     "no model; for overhead benchmarks)."},
+    {"worker.model", KILN_PROP_STR, "", 0, 0, W,
+     "Model directory or file for the engine (whisper: a CTranslate2 directory or a whisper.cpp "
+     "ggml-*.bin; empty: ./var/models/whisper-tiny.en, fetched by `make models`)."},
     {"worker.gpu", KILN_PROP_STR, "none", 0, 0, W, "GPU this worker runs on (label only)."},
     {"worker.slots", KILN_PROP_INT, "1", 1, 64, W, "Concurrent batches a worker runs."},
     {"worker.max_batch", KILN_PROP_INT, "16", 1, 4096, W,

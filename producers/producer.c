@@ -280,6 +280,13 @@ static kiln_err_t kiln_producer_submit(kiln_producer_t *kp, const kiln_submit_pa
         err = kiln_producer_produce(kp, topic, part, id, text, len, sp->tenant, work_units,
                                     input_bytes, errstr, errstr_size);
     free(text);
+    if (err == KILN_ERR__QUEUE_FULL) {
+        /* never produced: forget the row so that the caller's retry is clean */
+        char e2[256];
+        const char *d[1] = {id};
+        PQclear(kiln_pg_execp(kp->pg, "DELETE FROM jobs WHERE id = $1 AND status = 'queued'", 1, d,
+                              e2, sizeof(e2)));
+    }
     return err;
 }
 

@@ -6,6 +6,7 @@
  * Model. A worker w drains the partitions assigned to it in
  *   T_w = max(sum_p load_p / tput_w[m_p],  max_p job_p / (tput_w[m_p] / slots_w))
  *         + sum of swap_cost[m] over modalities it must serve but has not loaded
+ *         + (serving several modalities) work / model_slice_s * their swap costs
  * seconds: its slots share the partitions' work, but one job runs on one slot
  * (a 2 h file is a floor no placement can beat). load_p is the backlog plus
  * the measured arrival rate times lookahead_s. The expected drain time of an
@@ -16,16 +17,20 @@
  *  1. resolve throughputs (measured, else relative speed x fleet mean, else
  *     the default) and expected loads;
  *  2. A0 = the current assignment with dead owners' partitions re-placed
- *     greedily (these moves are never optional);
- *  3. two candidates: local search from A0, and a fresh LPT (partitions by
- *     expected seconds of work, each to the worker where it would finish
- *     first) followed by the same local search. The local search takes the
- *     best single move or pairwise swap that lowers (objective, sum of T_w^2)
- *     until none does. Partitions younger than min_dwell_s with their owner
- *     are pinned unless their deadline is at risk;
+ *     greedily (these moves are never optional). If A0's makespan is within
+ *     `hysteresis` of a lower bound (longest partition; LP fluid bound) and
+ *     no deadline is late, keep A0: no candidate could pass step 4;
+ *  3. two candidates. Repair: steepest descent from A0 over single moves and
+ *     pairwise swaps that lower the objective. Reshuffle: a fresh LPT
+ *     (partitions by expected seconds of work, each to the worker where it
+ *     would finish first), then the same descent, also taking moves that only
+ *     even out the other workers (lower sum of T_w^2). Partitions younger than
+ *     min_dwell_s with their owner are pinned unless their deadline is at
+ *     risk;
  *  4. hysteresis: a candidate replaces A0 only if it cuts the makespan by more
  *     than `hysteresis` (or cuts the deadline penalty) AND the gain exceeds
- *     move_cost_s per moved loaded partition; of those, the cheapest wins;
+ *     move_cost_s times the most handoffs any one worker takes part in; the
+ *     reshuffle must also beat the repair by the hysteresis margin;
  *  5. idle partitions (no load) stay with their owner when it serves or holds
  *     that modality, else go to the least loaded worker that does.
  */
@@ -62,8 +67,9 @@ kiln_sched_params_t kiln_sched_default_params(void) {
     sp.min_dwell_s = 30.0;
     sp.deadline_weight = 4.0;
     sp.lookahead_s = 60.0;
+    sp.model_slice_s = 120.0;
     sp.target_drain_s = 300.0;
-    sp.max_iterations = 500;
+    sp.max_iterations = 100;
     return sp;
 }
 
@@ -91,7 +97,9 @@ typedef struct kiln_plan_s {
 typedef struct kiln_asg_s {
     int *a;         /* [np] worker or -1 */
     double *work;   /* [nw] sum load / tput, seconds */
-    double *floor;  /* [nw] longest single job on one slot, seconds */
+    double *f1;     /* [nw] longest single job on one slot, seconds ... */
+    int *f1p;       /* [nw] ... its partition ... */
+    double *f2;     /* [nw] ... and the second longest (for O(1) removal) */
     int *cnt;       /* [nw*M] loaded partitions per modality */
     double *T;      /* [nw] expected drain, seconds */
 } kiln_asg_t;
@@ -101,6 +109,13 @@ typedef struct kiln_score_s {
     double mk, pen, J, S;
 } kiln_score_t;
 
+/* The three largest T_w of the live workers and sum of T_w^2, for O(1) move scoring. */
+typedef struct kiln_top_s {
+    double t[3];
+    int w[3];
+    double S;
+} kiln_top_t;
+
 static int kiln_plan_mod_(const kiln_plan_t *pl, int p) {
     return pl->parts[p].modality;
 }
@@ -109,47 +124,98 @@ static double kiln_plan_job_s_(const kiln_plan_t *pl, int p, int w) {
     return pl->jobu[p] * pl->slots[w] / pl->tput[w * M + kiln_plan_mod_(pl, p)];
 }
 
-/* Recomputes T_w from the worker's sums. */
-static void kiln_asg_time_(const kiln_plan_t *pl, kiln_asg_t *as, int w) {
-    double t = as->work[w] > as->floor[w] ? as->work[w] : as->floor[w];
-    for (int m = 0; m < M; m++)
-        if (as->cnt[w * M + m] > 0 && !pl->ws[w].resident[m])
+static double kiln_plan_work_s_(const kiln_plan_t *pl, int p, int w) {
+    return pl->load[p] / pl->tput[w * M + kiln_plan_mod_(pl, p)];
+}
+
+/*
+ * T_w from a worker's sums: work (or the longest job), one load per modality
+ * it must serve but has not loaded, and, when it serves several modalities,
+ * a load of each of them per model_slice_s of work (the worker time-slices
+ * between models while more than one has jobs waiting: every cycle loads
+ * each model once).
+ */
+static double kiln_plan_time_(const kiln_plan_t *pl, int w, double work, double fl,
+                              const int *cnt) {
+    double t = work > fl ? work : fl, sw = 0;
+    int k = 0;
+    for (int m = 0; m < M; m++) {
+        if (cnt[m] == 0)
+            continue;
+        k++;
+        sw += pl->sp->swap_cost_s[m];
+        if (!pl->ws[w].resident[m])
             t += pl->sp->swap_cost_s[m];
-    as->T[w] = t;
+    }
+    if (k == 0)
+        return 0;
+    if (k > 1 && pl->sp->model_slice_s > 0)
+        t += work / pl->sp->model_slice_s * sw;
+    return t;
+}
+
+/* T_w if partition rm (on w, or -1) left it and partition add (or -1) joined. */
+static double kiln_asg_eval_(const kiln_plan_t *pl, const kiln_asg_t *as, int w, int rm,
+                             int add) {
+    double work = as->work[w], fl = as->f1[w];
+    int cnt[M];
+    memcpy(cnt, &as->cnt[w * M], sizeof(cnt));
+    if (rm >= 0) {
+        work -= kiln_plan_work_s_(pl, rm, w);
+        cnt[kiln_plan_mod_(pl, rm)]--;
+        if (rm == as->f1p[w])
+            fl = as->f2[w];
+    }
+    if (add >= 0) {
+        double js = kiln_plan_job_s_(pl, add, w);
+        work += kiln_plan_work_s_(pl, add, w);
+        cnt[kiln_plan_mod_(pl, add)]++;
+        if (js > fl)
+            fl = js;
+    }
+    return kiln_plan_time_(pl, w, work > 0 ? work : 0, fl, cnt);
+}
+
+static void kiln_asg_floor_add_(kiln_asg_t *as, int w, int p, double js) {
+    if (js > as->f1[w]) {
+        as->f2[w] = as->f1[w];
+        as->f1[w] = js;
+        as->f1p[w] = p;
+    } else if (js > as->f2[w]) {
+        as->f2[w] = js;
+    }
 }
 
 static void kiln_asg_add_(const kiln_plan_t *pl, kiln_asg_t *as, int p, int w) {
-    int m = kiln_plan_mod_(pl, p);
-    double js = kiln_plan_job_s_(pl, p, w);
     as->a[p] = w;
-    as->work[w] += pl->load[p] / pl->tput[w * M + m];
-    if (js > as->floor[w])
-        as->floor[w] = js;
-    as->cnt[w * M + m]++;
-    kiln_asg_time_(pl, as, w);
+    as->work[w] += kiln_plan_work_s_(pl, p, w);
+    as->cnt[w * M + kiln_plan_mod_(pl, p)]++;
+    kiln_asg_floor_add_(as, w, p, kiln_plan_job_s_(pl, p, w));
+    as->T[w] = kiln_asg_eval_(pl, as, w, -1, -1);
 }
 
 static void kiln_asg_remove_(const kiln_plan_t *pl, kiln_asg_t *as, int p) {
-    int w = as->a[p], m = kiln_plan_mod_(pl, p);
+    int w = as->a[p], n = 0;
     as->a[p] = -1;
-    as->cnt[w * M + m]--;
-    if (as->cnt[w * M + 0] + as->cnt[w * M + 1] + as->cnt[w * M + 2] == 0) {
-        as->work[w] = 0; /* no float residue on an emptied worker */
-        as->floor[w] = 0;
+    as->cnt[w * M + kiln_plan_mod_(pl, p)]--;
+    for (int m = 0; m < M; m++)
+        n += as->cnt[w * M + m];
+    if (n == 0) { /* no float residue on an emptied worker */
+        as->work[w] = as->f1[w] = as->f2[w] = 0;
+        as->f1p[w] = -1;
     } else {
-        as->work[w] -= pl->load[p] / pl->tput[w * M + m];
+        as->work[w] -= kiln_plan_work_s_(pl, p, w);
         if (as->work[w] < 0)
             as->work[w] = 0;
-        if (kiln_plan_job_s_(pl, p, w) >= as->floor[w]) {
-            as->floor[w] = 0;
-            for (int i = 0; i < pl->nord; i++) {
-                int q = pl->order[i];
-                if (as->a[q] == w && kiln_plan_job_s_(pl, q, w) > as->floor[w])
-                    as->floor[w] = kiln_plan_job_s_(pl, q, w);
-            }
+        if (p == as->f1p[w] || kiln_plan_job_s_(pl, p, w) >= as->f2[w]) {
+            as->f1[w] = as->f2[w] = 0;
+            as->f1p[w] = -1;
+            for (int i = 0; i < pl->nord; i++)
+                if (as->a[pl->order[i]] == w)
+                    kiln_asg_floor_add_(as, w, pl->order[i], kiln_plan_job_s_(pl, pl->order[i], w));
         }
     }
-    kiln_asg_time_(pl, as, w);
+    as->T[w] = kiln_asg_eval_(pl, as, w, -1, -1);
 }
 
 static void kiln_asg_move_(const kiln_plan_t *pl, kiln_asg_t *as, int p, int w) {
@@ -158,54 +224,110 @@ static void kiln_asg_move_(const kiln_plan_t *pl, kiln_asg_t *as, int p, int w) 
     kiln_asg_add_(pl, as, p, w);
 }
 
-static kiln_score_t kiln_asg_score_(const kiln_plan_t *pl, const kiln_asg_t *as) {
-    kiln_score_t sc = {0, 0, 0, 0};
+/* Deadline penalty of partition p if its worker drains in t seconds. */
+static double kiln_plan_late_(const kiln_plan_t *pl, int p, double t) {
+    const kiln_sched_partition_t *pp = &pl->parts[p];
+    double late = t - pp->deadline_s;
+    return late > 0 ? (1.0 + (pp->max_priority > 0 ? pp->max_priority : 0)) * late : 0;
+}
+
+static void kiln_asg_top_(const kiln_plan_t *pl, const kiln_asg_t *as, kiln_top_t *top) {
+    for (int k = 0; k < 3; k++)
+        top->t[k] = -1, top->w[k] = -1;
+    top->S = 0;
     for (int i = 0; i < pl->nlive; i++) {
-        double t = as->T[pl->live[i]];
-        if (t > sc.mk)
-            sc.mk = t;
-        sc.S += t * t;
+        int w = pl->live[i];
+        double t = as->T[w];
+        top->S += t * t;
+        for (int k = 0; k < 3; k++) {
+            if (t > top->t[k]) {
+                for (int j = 2; j > k; j--)
+                    top->t[j] = top->t[j - 1], top->w[j] = top->w[j - 1];
+                top->t[k] = t, top->w[k] = w;
+                break;
+            }
+        }
     }
-    for (int i = 0; i < pl->ndl; i++) {
-        int p = pl->dl[i];
-        int prio = pl->parts[p].max_priority > 0 ? pl->parts[p].max_priority : 0;
-        double late = as->a[p] >= 0 ? as->T[as->a[p]] - pl->parts[p].deadline_s : 0;
-        if (late > 0)
-            sc.pen += (1.0 + prio) * late;
-    }
-    sc.J = sc.mk + pl->sp->deadline_weight * sc.pen;
+}
+
+static kiln_score_t kiln_score_make_(const kiln_plan_t *pl, double mk, double S, double pen) {
+    kiln_score_t sc = {mk, pen, mk + pl->sp->deadline_weight * pen, S};
     return sc;
 }
 
-/* 1 if score a is strictly better than b (objective first, balance second). */
-static int kiln_score_better_(kiln_score_t a, kiln_score_t b) {
+static kiln_score_t kiln_asg_score_(const kiln_plan_t *pl, const kiln_asg_t *as) {
+    kiln_top_t top;
+    double pen = 0;
+    kiln_asg_top_(pl, as, &top);
+    for (int i = 0; i < pl->ndl; i++)
+        if (as->a[pl->dl[i]] >= 0)
+            pen += kiln_plan_late_(pl, pl->dl[i], as->T[as->a[pl->dl[i]]]);
+    return kiln_score_make_(pl, top.t[0] > 0 ? top.t[0] : 0, top.S, pen);
+}
+
+/*
+ * Score after moving p to worker `to` and, when q >= 0 (q is on `to`), q to
+ * p's worker; O(1) plus the deadline list, nothing is changed.
+ */
+static kiln_score_t kiln_asg_score_move_(const kiln_plan_t *pl, const kiln_asg_t *as,
+                                         const kiln_top_t *top, int p, int to, int q) {
+    int from = as->a[p];
+    double ta = kiln_asg_eval_(pl, as, from, p, q), tb = kiln_asg_eval_(pl, as, to, q, p);
+    double mk = ta > tb ? ta : tb, pen = 0;
+    for (int k = 0; k < 3; k++)
+        if (top->w[k] >= 0 && top->w[k] != from && top->w[k] != to) {
+            if (top->t[k] > mk)
+                mk = top->t[k];
+            break;
+        }
+    double S = top->S - as->T[from] * as->T[from] - as->T[to] * as->T[to] + ta * ta + tb * tb;
+    for (int i = 0; i < pl->ndl; i++) {
+        int r = pl->dl[i], w = r == p ? to : r == q ? from : as->a[r];
+        if (w >= 0)
+            pen += kiln_plan_late_(pl, r, w == from ? ta : w == to ? tb : as->T[w]);
+    }
+    return kiln_score_make_(pl, mk, S, pen);
+}
+
+/*
+ * 1 if score a is strictly better than b: objective first, then (balance)
+ * the sum of squares, which spreads the non-bottleneck workers evenly.
+ */
+static int kiln_score_better_(kiln_score_t a, kiln_score_t b, int balance) {
     double ej = 1e-9 * (b.J > 1 ? b.J : 1), es = 1e-9 * (b.S > 1 ? b.S : 1);
     if (a.J < b.J - ej)
         return 1;
-    return a.J <= b.J + ej && a.S < b.S - es;
+    return balance && a.J <= b.J + ej && a.S < b.S - es;
 }
 
 static void kiln_asg_free_(kiln_asg_t *as) {
     free(as->a);
     free(as->work);
-    free(as->floor);
+    free(as->f1);
+    free(as->f1p);
+    free(as->f2);
     free(as->cnt);
     free(as->T);
     memset(as, 0, sizeof(*as));
 }
 
 static int kiln_asg_init_(const kiln_plan_t *pl, kiln_asg_t *as) {
-    as->a = malloc(sizeof(int) * (pl->np ? pl->np : 1));
-    as->work = calloc(pl->nw ? pl->nw : 1, sizeof(double));
-    as->floor = calloc(pl->nw ? pl->nw : 1, sizeof(double));
-    as->cnt = calloc(pl->nw ? pl->nw * M : 1, sizeof(int));
-    as->T = calloc(pl->nw ? pl->nw : 1, sizeof(double));
-    if (!as->a || !as->work || !as->floor || !as->cnt || !as->T) {
+    size_t n1 = pl->np ? pl->np : 1, w1 = pl->nw ? pl->nw : 1;
+    as->a = malloc(sizeof(int) * n1);
+    as->work = calloc(w1, sizeof(double));
+    as->f1 = calloc(w1, sizeof(double));
+    as->f1p = malloc(sizeof(int) * w1);
+    as->f2 = calloc(w1, sizeof(double));
+    as->cnt = calloc(w1 * M, sizeof(int));
+    as->T = calloc(w1, sizeof(double));
+    if (!as->a || !as->work || !as->f1 || !as->f1p || !as->f2 || !as->cnt || !as->T) {
         kiln_asg_free_(as);
         return -1;
     }
     for (int p = 0; p < pl->np; p++)
         as->a[p] = -1;
+    for (int w = 0; w < pl->nw; w++)
+        as->f1p[w] = -1;
     return 0;
 }
 
@@ -214,7 +336,9 @@ static int kiln_asg_copy_(const kiln_plan_t *pl, kiln_asg_t *dst, const kiln_asg
         return -1;
     memcpy(dst->a, src->a, sizeof(int) * pl->np);
     memcpy(dst->work, src->work, sizeof(double) * pl->nw);
-    memcpy(dst->floor, src->floor, sizeof(double) * pl->nw);
+    memcpy(dst->f1, src->f1, sizeof(double) * pl->nw);
+    memcpy(dst->f1p, src->f1p, sizeof(int) * pl->nw);
+    memcpy(dst->f2, src->f2, sizeof(double) * pl->nw);
     memcpy(dst->cnt, src->cnt, sizeof(int) * pl->nw * M);
     memcpy(dst->T, src->T, sizeof(double) * pl->nw);
     return 0;
@@ -226,19 +350,15 @@ static int kiln_asg_copy_(const kiln_plan_t *pl, kiln_asg_t *dst, const kiln_asg
  * to the current owner, then to the lower index.
  */
 static void kiln_asg_place_greedy_(const kiln_plan_t *pl, kiln_asg_t *as, int p) {
-    const kiln_sched_partition_t *pp = &pl->parts[p];
     int best = -1;
     double best_key = 0;
     for (int i = 0; i < pl->nlive; i++) {
         int w = pl->live[i];
-        kiln_asg_add_(pl, as, p, w);
-        double key = as->T[w];
-        if (isfinite(pp->deadline_s) && as->T[w] > pp->deadline_s)
-            key += pl->sp->deadline_weight * (1.0 + (pp->max_priority > 0 ? pp->max_priority : 0)) *
-                   (as->T[w] - pp->deadline_s);
-        kiln_asg_remove_(pl, as, p);
+        double t = kiln_asg_eval_(pl, as, w, -1, p);
+        double key = t + pl->sp->deadline_weight * kiln_plan_late_(pl, p, t);
         double eps = 1e-9 * (best_key > 1 ? best_key : 1);
-        if (best < 0 || key < best_key - eps || (key <= best_key + eps && w == pp->owner)) {
+        int tie_owner = key <= best_key + eps && w == pl->parts[p].owner;
+        if (best < 0 || key < best_key - eps || tie_owner) {
             best = w;
             best_key = key;
         }
@@ -248,25 +368,29 @@ static void kiln_asg_place_greedy_(const kiln_plan_t *pl, kiln_asg_t *as, int p)
 
 /*
  * Steepest-descent local search over single moves and pairwise swaps of the
- * unpinned loaded partitions. Swaps are tried only for partitions on a
- * bottleneck worker (the ones that can lower the makespan).
+ * unpinned loaded partitions. Moves start from the three most loaded workers,
+ * swaps from a bottleneck worker (the ones that can lower the makespan), so
+ * an iteration costs O(P * W / W * 3 + P) rather than O(P * W).
  */
-static void kiln_asg_local_search_(const kiln_plan_t *pl, kiln_asg_t *as) {
+static void kiln_asg_local_search_(const kiln_plan_t *pl, kiln_asg_t *as, int balance) {
     for (int it = 0; it < pl->sp->max_iterations; it++) {
+        kiln_top_t top;
+        kiln_asg_top_(pl, as, &top);
         kiln_score_t cur = kiln_asg_score_(pl, as), best = cur;
         int bp = -1, bw = -1, bq = -1;
         for (int i = 0; i < pl->nord; i++) {
             int p = pl->order[i], from = as->a[p];
-            if (pl->pin[p])
+            /* moves out of the three most loaded workers (and, with deadlines,
+             * of any worker: a late partition may sit on a light one) */
+            if (pl->pin[p] || (pl->ndl == 0 && from != top.w[0] && from != top.w[1] &&
+                               from != top.w[2]))
                 continue;
             for (int j = 0; j < pl->nlive; j++) {
                 int w = pl->live[j];
                 if (w == from)
                     continue;
-                kiln_asg_move_(pl, as, p, w);
-                kiln_score_t sc = kiln_asg_score_(pl, as);
-                kiln_asg_move_(pl, as, p, from);
-                if (kiln_score_better_(sc, best)) {
+                kiln_score_t sc = kiln_asg_score_move_(pl, as, &top, p, w, -1);
+                if (kiln_score_better_(sc, best, balance)) {
                     best = sc;
                     bp = p, bw = w, bq = -1;
                 }
@@ -280,12 +404,8 @@ static void kiln_asg_local_search_(const kiln_plan_t *pl, kiln_asg_t *as) {
                 int q = pl->order[k], wq = as->a[q];
                 if (pl->pin[q] || wq == wp)
                     continue;
-                kiln_asg_move_(pl, as, p, wq);
-                kiln_asg_move_(pl, as, q, wp);
-                kiln_score_t sc = kiln_asg_score_(pl, as);
-                kiln_asg_move_(pl, as, q, wq);
-                kiln_asg_move_(pl, as, p, wp);
-                if (kiln_score_better_(sc, best)) {
+                kiln_score_t sc = kiln_asg_score_move_(pl, as, &top, p, wq, q);
+                if (kiln_score_better_(sc, best, balance)) {
                     best = sc;
                     bp = p, bw = wq, bq = q;
                 }
@@ -300,9 +420,60 @@ static void kiln_asg_local_search_(const kiln_plan_t *pl, kiln_asg_t *as) {
     }
 }
 
-/* Loaded partitions whose owner in `as` differs from their current owner. */
-static int kiln_asg_moves_(const kiln_plan_t *pl, const kiln_asg_t *as, const kiln_asg_t *base) {
+/*
+ * A lower bound on the makespan of any assignment (swap costs left out): the
+ * longest single partition on its best worker, and the fluid bound from LP
+ * duality with prices 1/mean throughput: sum_p load_p / mtput[m_p] over
+ * sum_w max_m tput_w[m] / mtput[m]. Exact when speeds are proportional.
+ */
+static double kiln_plan_bound_(const kiln_plan_t *pl) {
+    double num = 0, den = 0, lb = 0;
+    for (int i = 0; i < pl->nord; i++) {
+        int p = pl->order[i], m = kiln_plan_mod_(pl, p);
+        double alone = HUGE_VAL;
+        num += pl->load[p] / pl->mtput[m];
+        for (int k = 0; k < pl->nlive; k++) {
+            int w = pl->live[k];
+            double t = kiln_plan_work_s_(pl, p, w), js = kiln_plan_job_s_(pl, p, w);
+            if (js > t)
+                t = js;
+            if (t < alone)
+                alone = t;
+        }
+        if (alone > lb)
+            lb = alone;
+    }
+    for (int k = 0; k < pl->nlive; k++) {
+        double mx = 0;
+        for (int m = 0; m < M; m++)
+            if (pl->tput[pl->live[k] * M + m] / pl->mtput[m] > mx)
+                mx = pl->tput[pl->live[k] * M + m] / pl->mtput[m];
+        den += mx;
+    }
+    if (den > 0 && num / den > lb)
+        lb = num / den;
+    return lb;
+}
+
+/*
+ * Loaded partitions whose owner in `as` differs from `base`; *serial gets the
+ * most moves any one worker takes part in (handoffs on different workers
+ * overlap, those on one worker delay it one after the other).
+ */
+static int kiln_asg_moves_(const kiln_plan_t *pl, const kiln_asg_t *as, const kiln_asg_t *base,
+                           int *serial) {
     int n = 0;
+    *serial = 0;
+    for (int k = 0; k < pl->nlive; k++) {
+        int w = pl->live[k], c = 0;
+        for (int i = 0; i < pl->nord; i++) {
+            int p = pl->order[i];
+            if (as->a[p] != base->a[p] && (as->a[p] == w || base->a[p] == w))
+                c++;
+        }
+        if (c > *serial)
+            *serial = c;
+    }
     for (int i = 0; i < pl->nord; i++)
         n += as->a[pl->order[i]] != base->a[pl->order[i]];
     return n;
@@ -521,42 +692,50 @@ kiln_err_t kiln_sched_plan(const kiln_sched_params_t *params,
         pl.pin[p] = a0.a[p] == own && parts[p].owned_for_s < params->min_dwell_s && !at_risk;
     }
 
-    /* candidate 1: local search from A0; candidate 2: fresh LPT + local search */
+    /* no candidate can pass the hysteresis test: keep A0 without searching */
     const kiln_asg_t *best = &a0;
+    if (s0.pen <= 0 && s0.mk * (1.0 - params->hysteresis) <= kiln_plan_bound_(&pl))
+        goto place;
+
+    /* candidate 1: local search from A0; candidate 2: fresh LPT + local search */
     if (kiln_asg_copy_(&pl, &c1, &a0) || kiln_asg_init_(&pl, &c2)) {
         err = KILN_ERR__NOMEM;
         goto done;
     }
-    kiln_asg_local_search_(&pl, &c1);
+    kiln_asg_local_search_(&pl, &c1, 0);
     for (int i = 0; i < pl.nord; i++)
         if (pl.pin[pl.order[i]])
             kiln_asg_add_(&pl, &c2, pl.order[i], parts[pl.order[i]].owner);
     for (int i = 0; i < pl.nord; i++)
         if (c2.a[pl.order[i]] < 0)
             kiln_asg_place_greedy_(&pl, &c2, pl.order[i]);
-    kiln_asg_local_search_(&pl, &c2);
+    kiln_asg_local_search_(&pl, &c2, 1);
 
     double best_cost = s0.J;
     const kiln_asg_t *cands[2] = {&c1, &c2};
     for (int k = 0; k < 2; k++) {
         kiln_score_t sc = kiln_asg_score_(&pl, cands[k]);
-        int moves = kiln_asg_moves_(&pl, cands[k], &a0);
+        int serial, moves = kiln_asg_moves_(&pl, cands[k], &a0, &serial);
         if (moves == 0)
             continue;
-        double cost = moves * params->move_cost_s;
+        double cost = serial * params->move_cost_s;
         int faster = sc.mk < s0.mk * (1.0 - params->hysteresis);
         int safer = sc.pen < s0.pen - 1e-9 && sc.mk <= s0.mk * (1.0 + params->hysteresis);
         int worth = s0.J - sc.J > cost;
-        if ((faster || safer) && worth && sc.J + cost < best_cost) {
+        /* the reshuffle (candidate 2) must beat the local repair (candidate 1) by
+         * the hysteresis margin too: fewer moves for the same drain */
+        double bar = best == &a0 ? best_cost : best_cost * (1.0 - params->hysteresis);
+        if ((faster || safer) && worth && sc.J + cost < bar) {
             best = cands[k];
             best_cost = sc.J + cost;
-        } else if (kiln_score_better_(sc, s0)) {
+        } else if (kiln_score_better_(sc, s0, 0)) {
             st.held_by_hysteresis = best == &a0;
         }
     }
     if (best != &a0)
         st.held_by_hysteresis = 0;
 
+place:
     kiln_plan_place_idle_(&pl, best, assign);
     kiln_score_t sb = kiln_asg_score_(&pl, best);
     st.drain_current_s = s0.mk;

@@ -12,7 +12,8 @@
  *  - a job takes work_s * slots / speed seconds on one lane;
  *  - a worker loads another model (swap_s, all lanes idle) when its resident
  *    modality has nothing runnable, or when another modality's oldest
- *    runnable job has waited starve_s (it then drains its lanes first);
+ *    runnable job has waited starve_s and the resident model has been in use
+ *    for starve_s (it then drains its lanes first): time slices, no ping-pong;
  *  - a partition that changes owner is handed off: the old owner finishes
  *    what it has in flight, then after handoff_s the new owner starts;
  *  - a worker that dies loses its in-flight jobs (they run again) and keeps
@@ -24,12 +25,13 @@
  *  - static: partition i -> worker i mod N; a dead worker's partitions go
  *    round-robin to the live ones once it is noticed;
  *  - keda: one deployment per modality; every keda_poll_s, replicas =
- *    ceil(lag_messages / threshold), threshold = keda_target_s / mean job time
- *    of that modality (tuned on the workload itself), between min replicas and
- *    the partition count, scale-down held for keda_stabilize_s (HPA). Pods go
- *    to free GPUs in index order and are ready after keda_pod_start_s plus the
- *    model load; the consumer group spreads a topic's partitions in ranges
- *    over the ready pods. A pod that is scaled down finishes its in-flight jobs.
+ *    ceil(lag_messages / threshold), threshold = keda_target_s / mean job
+ *    time of that modality's steady traffic (bursts excluded), between min
+ *    replicas and the partition count, scale-down held for keda_stabilize_s
+ *    (HPA). Pods go to free GPUs in index order and are ready after
+ *    keda_pod_start_s plus the model load; the consumer group spreads a
+ *    topic's partitions in ranges over the ready pods. A pod that is scaled
+ *    down finishes its in-flight jobs.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -77,6 +79,7 @@ typedef struct kiln_sim_wst_s {
     int swapping;        /* loading swap_to until the SWAP event */
     int swap_to;
     int drain_to;        /* committed to swap to this once the lanes drain, -1 none */
+    double resident_since;
     double tput[M];      /* measured EWMA, work units/s for the whole worker */
     double busy_s;       /* lane-seconds spent running jobs */
     double prov_from;    /* provisioned since (-1: not provisioned) */
@@ -85,6 +88,7 @@ typedef struct kiln_sim_wst_s {
     int pod;             /* modality of its pod, -1 none */
     int pod_ready;
     int terminating;     /* pod scaled down, finishing in-flight */
+    uint32_t pod_gen;    /* pods started on this GPU: stale ready events are ignored */
     double pod_since;
 } kiln_sim_wst_t;
 
@@ -111,6 +115,7 @@ typedef struct kiln_sim_s {
     kiln_sched_worker_t snap_w[KILN_SIM_MAX_WORKERS];
     int *assign;
     int nomem;           /* an allocation failed: the run is abandoned */
+    double last_done;    /* time of the latest completion */
 } kiln_sim_t;
 
 /* ---- event heap (time, then insertion order: deterministic) */
@@ -250,7 +255,8 @@ static void kiln_sim_dispatch_(kiln_sim_t *s, int w) {
                 other = best[m];
         int r = ws->resident;
         if (r >= 0 && best[r] >= 0) {
-            if (other >= 0 && s->now - wl->jobs[other].t_arr >= wl->starve_s) {
+            if (other >= 0 && s->now - wl->jobs[other].t_arr >= wl->starve_s &&
+                s->now - ws->resident_since >= wl->starve_s) {
                 ws->drain_to = wl->jobs[other].mod;
                 continue;
             }
@@ -297,6 +303,7 @@ static void kiln_sim_job_done_(kiln_sim_t *s, int j, uint32_t attempt) {
     double dur = s->now - st->t_start;
     st->state = KILN_SIM_DONE;
     st->t_done = s->now;
+    s->last_done = s->now;
     s->done++;
     ws->busy--;
     ws->busy_s += dur;
@@ -515,8 +522,9 @@ static void kiln_sim_keda_reconcile_(kiln_sim_t *s) {
         ws->resident = -1;
         cur[pick]++;
         s->res.swaps++;
+        ws->pod_gen++;
         kiln_sim_at_(s, s->now + wl->keda_pod_start_s + wl->swap_s[pick], KILN_EV_POD_READY,
-                     free_w, 0);
+                     free_w, ws->pod_gen);
     }
 }
 
@@ -671,6 +679,8 @@ kiln_err_t kiln_sim_run(const kiln_sim_workload_t *wl, kiln_sim_policy_t pol,
             break; /* nothing can happen any more: a stuck policy */
         kiln_sim_ev_t ev = kiln_sim_pop_(&s);
         s.now = ev.t;
+        if (s.now > s.last_done + 1e6 && s.next_arrival >= wl->nj)
+            break; /* a stuck policy: only periodic events are left */
         switch (ev.type) {
         case KILN_EV_DONE:
             kiln_sim_job_done_(&s, ev.a, ev.b);
@@ -679,6 +689,7 @@ kiln_err_t kiln_sim_run(const kiln_sim_workload_t *wl, kiln_sim_policy_t pol,
             if (s.ws[ev.a].alive && s.ws[ev.a].swapping) {
                 s.ws[ev.a].swapping = 0;
                 s.ws[ev.a].resident = s.ws[ev.a].swap_to;
+                s.ws[ev.a].resident_since = s.now;
                 kiln_sim_dispatch_(&s, ev.a);
             }
             break;
@@ -717,10 +728,11 @@ kiln_err_t kiln_sim_run(const kiln_sim_workload_t *wl, kiln_sim_policy_t pol,
             break;
         case KILN_EV_POD_READY: {
             kiln_sim_wst_t *ws = &s.ws[ev.a];
-            if (!ws->alive || ws->pod < 0 || ws->terminating)
-                break;
+            if (!ws->alive || ws->pod < 0 || ws->terminating || ev.b != ws->pod_gen)
+                break; /* that pod was scaled down before it was ready */
             ws->pod_ready = 1;
             ws->resident = ws->pod;
+            ws->resident_since = s.now;
             kiln_sim_keda_group_(&s, ws->pod);
             kiln_sim_dispatch_all_(&s);
             break;

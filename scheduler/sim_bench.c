@@ -82,9 +82,10 @@ static double kiln_round_(double x, double q) {
 }
 
 static kiln_err_t kiln_sim_bench_workload_(const char *name, const kiln_sim_bench_opts_t *o,
-                                           kiln_sim_agg_t *ag) {
+                                           double scale, int workers, kiln_sim_agg_t *ag) {
     for (int i = 0; i < o->reps; i++) {
-        kiln_sim_workload_t *wl = kiln_sim_workload_new(name, o->seed + (uint64_t)i, o->scale);
+        kiln_sim_workload_t *wl =
+            kiln_sim_workload_new_fleet(name, o->seed + (uint64_t)i, scale, workers);
         if (!wl)
             return KILN_ERR__NOMEM;
         ag->jobs = kiln_sim_workload_jobs(wl);
@@ -167,12 +168,13 @@ static json_t *kiln_sim_json_workload_(const char *name, const char *desc,
 static json_t *kiln_sim_json_params_(const kiln_sim_bench_opts_t *o) {
     kiln_sim_workload_t *wl = kiln_sim_workload_new(kiln_sim_workload_name(0), o->seed, 0.01);
     kiln_sched_params_t sp = kiln_sched_default_params();
-    json_t *j = json_pack("{s:I, s:i, s:f, s:s, s:f, s:f, s:f, s:f, s:f, s:f}", "seed",
+    json_t *j = json_pack("{s:I, s:i, s:f, s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:s}", "seed",
                           (json_int_t)o->seed, "reps", o->reps, "scale", o->scale, "aggregate",
                           "median over seeds seed..seed+reps-1", "hysteresis", sp.hysteresis,
                           "move_cost_s", sp.move_cost_s, "min_dwell_s", sp.min_dwell_s,
                           "deadline_weight", sp.deadline_weight, "lookahead_s", sp.lookahead_s,
-                          "target_drain_s", sp.target_drain_s);
+                          "model_slice_s", sp.model_slice_s, "swap_cost_s",
+                          "model_load_s of the workload");
     if (wl) {
         json_object_set_new(
             j, "sim",
@@ -190,6 +192,53 @@ static json_t *kiln_sim_json_params_(const kiln_sim_bench_opts_t *o) {
         kiln_sim_workload_destroy(wl);
     }
     return j;
+}
+
+/*
+ * How the headline comparison grows with the size of the work: the
+ * skewed-bursty workload stretched (backlog x scale at the same load) and on
+ * smaller and larger fleets (same load per GPU).
+ */
+static kiln_err_t kiln_sim_bench_scaling_(const kiln_sim_bench_opts_t *o, FILE *fp,
+                                          json_t *out) {
+    static const struct {
+        double scale;
+        int workers;
+    } sizes[] = {{0.5, 8}, {1, 8}, {2, 8}, {1, 6}, {1, 12}};
+    kiln_sim_agg_t *ag = calloc(1, sizeof(*ag));
+    if (!ag)
+        return KILN_ERR__NOMEM;
+    fprintf(fp, "\nscaling (%s): %-5s %7s %7s %9s %9s %9s %9s %8s %8s %8s\n", KILN_SIM_HEADLINE,
+            "scale", "workers", "jobs", "kiln s", "static s", "keda s", "bound s", "vs stat",
+            "vs keda", "vs bound");
+    for (unsigned k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        double scale = sizes[k].scale * o->scale;
+        kiln_err_t err =
+            kiln_sim_bench_workload_(KILN_SIM_HEADLINE, o, scale, sizes[k].workers, ag);
+        if (err) {
+            free(ag);
+            return err;
+        }
+        double lb[KILN_SIM_MAX_REPS];
+        for (int r = 0; r < o->reps; r++)
+            lb[r] = ag->lb[r].drain_s;
+        double kd = MED(ag, KILN_SIM_POLICY_KILN, o->reps, drain_s, 0);
+        double sd = MED(ag, KILN_SIM_POLICY_STATIC, o->reps, drain_s, 0);
+        double ked = MED(ag, KILN_SIM_POLICY_KEDA, o->reps, drain_s, 0);
+        double vs = kiln_median_(ag->vs_static, o->reps), vk = kiln_median_(ag->vs_keda, o->reps);
+        double vl = kiln_median_(ag->vs_lb, o->reps), lbm = kiln_median_(lb, o->reps);
+        fprintf(fp, "%27.2f %7d %7d %9.1f %9.1f %9.1f %9.1f %7.2fx %7.2fx %7.3fx\n", scale,
+                sizes[k].workers, ag->jobs, kd, sd, ked, lbm, vs, vk, vl);
+        json_array_append_new(
+            out, json_pack("{s:f, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "scale", scale,
+                           "workers", sizes[k].workers, "jobs", ag->jobs, "kiln_s",
+                           kiln_round_(kd, 0.01), "static_s", kiln_round_(sd, 0.01), "keda_s",
+                           kiln_round_(ked, 0.01), "lower_bound_s", kiln_round_(lbm, 0.01),
+                           "ratio_vs_static", kiln_round_(vs, 0.001), "ratio_vs_keda",
+                           kiln_round_(vk, 0.001), "ratio_vs_lower_bound", kiln_round_(vl, 0.001)));
+    }
+    free(ag);
+    return KILN_OK;
 }
 
 static void kiln_sim_machine_(char *out, size_t n) {
@@ -213,7 +262,11 @@ kiln_err_t kiln_sim_bench(const kiln_sim_bench_opts_t *opts, FILE *fp) {
     kiln_sim_bench_opts_t o = opts ? *opts : kiln_sim_bench_default_opts();
     if (o.reps < 1 || o.reps > KILN_SIM_MAX_REPS || !(o.scale > 0) || !fp)
         return KILN_ERR__INVALID_ARG;
-    int nwl = kiln_sim_workload_count(), ran = 0;
+    int nwl = kiln_sim_workload_count(), known = !o.only;
+    for (int i = 0; i < nwl && !known; i++)
+        known = !strcmp(o.only, kiln_sim_workload_name(i));
+    if (!known)
+        return KILN_ERR__NOT_FOUND;
     kiln_sim_agg_t *ag = calloc(nwl, sizeof(*ag));
     if (!ag)
         return KILN_ERR__NOMEM;
@@ -237,16 +290,13 @@ kiln_err_t kiln_sim_bench(const kiln_sim_bench_opts_t *opts, FILE *fp) {
         char desc[256];
         snprintf(desc, sizeof(desc), "%s", kiln_sim_workload_describe(wl));
         kiln_sim_workload_destroy(wl);
-        if ((err = kiln_sim_bench_workload_(name, &o, &ag[i])))
+        if ((err = kiln_sim_bench_workload_(name, &o, o.scale, 0, &ag[i])))
             break;
-        ran++;
         kiln_sim_print_workload_(fp, name, desc, &ag[i], o.reps);
         json_array_append_new(wls, kiln_sim_json_workload_(name, desc, &ag[i], o.reps));
         if (!strcmp(name, KILN_SIM_HEADLINE))
             headline = kiln_median_(ag[i].vs_best, o.reps);
     }
-    if (!err && ran == 0)
-        err = KILN_ERR__NOT_FOUND;
     if (!err) {
         fprintf(fp, "\n%-15s %9s %9s %9s %9s %8s %8s %8s\n", "summary", "kiln s", "static s",
                 "keda s", "bound s", "vs stat", "vs keda", "vs bound");
@@ -268,6 +318,9 @@ kiln_err_t kiln_sim_bench(const kiln_sim_bench_opts_t *opts, FILE *fp) {
             fprintf(fp, "ratio (skewed-bursty, best baseline / kiln): %.2fx (goal >= 1.5x)\n",
                     headline);
     }
+    json_t *scaling = json_array();
+    if (!err && !isnan(headline))
+        err = kiln_sim_bench_scaling_(&o, fp, scaling);
     if (!err && o.json) {
         char machine[160], date[32];
         if (o.machine)
@@ -278,12 +331,13 @@ kiln_err_t kiln_sim_bench(const kiln_sim_bench_opts_t *opts, FILE *fp) {
             snprintf(date, sizeof(date), "%s", o.date);
         else
             kiln_sim_date_(date, sizeof(date));
-        json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:O}", "bench", "scheduler", "machine",
-                                 machine, "date", date, "params", kiln_sim_json_params_(&o),
-                                 "workloads", wls);
-        json_object_set_new(root, "ratio", isnan(headline) ? json_null()
-                                                           : json_real(kiln_round_(headline, 0.001)));
-        char *txt = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:O, s:O}", "bench", "scheduler",
+                                 "machine", machine, "date", date, "params",
+                                 kiln_sim_json_params_(&o), "workloads", wls, "scaling", scaling);
+        json_object_set_new(root, "ratio",
+                            isnan(headline) ? json_null()
+                                            : json_real(kiln_round_(headline, 0.001)));
+        char *txt = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
         if (txt)
             fprintf(fp, "%s\n", txt);
         else
@@ -292,6 +346,7 @@ kiln_err_t kiln_sim_bench(const kiln_sim_bench_opts_t *opts, FILE *fp) {
         json_decref(root);
     }
     json_decref(wls);
+    json_decref(scaling);
     free(ag);
     return err;
 }

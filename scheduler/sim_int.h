@@ -58,7 +58,8 @@ struct kiln_sim_workload_s {
     double keda_stabilize_s;   /* HPA scale-down stabilization window */
     double keda_target_s;      /* lagThreshold = target / mean job time */
     int keda_min_replicas;
-    double keda_mean_job_s[KILN_SCHED_MODALITIES]; /* operator's tuning: mean work_s */
+    double keda_mean_job_s[KILN_SCHED_MODALITIES]; /* operator's tuning: mean work_s of
+                                                      the steady (non-burst) traffic */
 };
 
 /* Partition p's modality. */

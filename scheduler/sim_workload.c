@@ -9,6 +9,9 @@
  * job id, as the producer keys messages, so partitions of a topic receive the
  * same number of jobs on average; what differs between them is the work.
  *
+ * The job counts are written for 8 workers; with another fleet size they are
+ * scaled by its capacity so that the load stays the same.
+ *
  * Reference fleet: 8 workers x 4 slots, speed 1.0 (an A100-class GPU doing
  * 120 audio-s/s of transcription, 1500 characters/s of speech, 40 image
  * steps/s), 32/8/8 partitions (the broker.partitions.* defaults), model loads
@@ -23,12 +26,16 @@
 
 #define M KILN_SCHED_MODALITIES
 
-/* n jobs of modality mod arriving uniformly in [t0, t1], units uniform in [lo, hi]. */
+/*
+ * n jobs of modality mod arriving uniformly in [t0, t1], units uniform in
+ * [lo, hi]. A burst is not part of the traffic an operator tunes on.
+ */
 typedef struct kiln_sim_stream_s {
     int mod;
     double t0, t1;
     double n;
     double lo, hi;
+    int burst;
 } kiln_sim_stream_t;
 
 #define KILN_SIM_MAX_STREAMS 12
@@ -51,10 +58,10 @@ typedef struct kiln_sim_spec_s {
  * The steady mix: 60/15/25 % of the work in transcribe/speak/image, arriving
  * at 95 % of the fleet's capacity for 30 min, on top of 5 min of backlog.
  */
-#define KILN_SIM_STEADY_STREAMS                                                             \
-    {T_, 0, 0, 5760, 15, 45}, {S_, 0, 0, 1080, 200, 800}, {I_, 0, 0, 533, 30, 60},          \
-        {T_, 0, 1800, 32832, 15, 45}, {S_, 0, 1800, 6156, 200, 800},                          \
-        {I_, 0, 1800, 3040, 30, 60}
+#define KILN_SIM_STEADY_STREAMS                                                            \
+    {T_, 0, 0, 5760, 15, 45, 0}, {S_, 0, 0, 1080, 200, 800, 0}, {I_, 0, 0, 533, 30, 60, 0},  \
+        {T_, 0, 1800, 32832, 15, 45, 0}, {S_, 0, 1800, 6156, 200, 800, 0},                  \
+        {I_, 0, 1800, 3040, 30, 60, 0}
 
 static const kiln_sim_spec_t kiln_sim_specs[] = {
     {"steady",
@@ -64,23 +71,25 @@ static const kiln_sim_spec_t kiln_sim_specs[] = {
      "80/5/15% mix at 60% of capacity, plus bursts: 160 podcasts (10-60 min) at 2 min, "
      "3000 image jobs at 10 min, 6000 speak jobs at 16 min, 8000 short files at 21 min",
      0, -1, 0,
-     {{T_, 0, 1800, 27648, 15, 45}, {S_, 0, 1800, 1296, 200, 800}, {I_, 0, 1800, 1152, 30, 60},
-      {T_, 120, 180, 160, 600, 3600}, {I_, 600, 720, 3000, 30, 60},
-      {S_, 1000, 1060, 6000, 200, 800}, {T_, 1300, 1360, 8000, 15, 45}}},
+     {{T_, 0, 1800, 27648, 15, 45, 0}, {S_, 0, 1800, 1296, 200, 800, 0},
+      {I_, 0, 1800, 1152, 30, 60, 0},
+      {T_, 120, 180, 160, 600, 3600, 1}, {I_, 600, 720, 3000, 30, 60, 1},
+      {S_, 1000, 1060, 6000, 200, 800, 1}, {T_, 1300, 1360, 8000, 15, 45, 1}}},
     {"long-tail",
-     "transcribe only: 3000 30 s files queued, 20000 more over 15 min, and six 2 h files "
-     "arriving in the first 400 s (head-of-line blocking)",
+     "transcribe only: 8000 30 s files queued, 25920 more over 15 min (90% of capacity), "
+     "and six 2 h files arriving in the first 400 s (head-of-line blocking)",
      0, -1, 0,
-     {{T_, 0, 0, 3000, 15, 45}, {T_, 0, 900, 20000, 15, 45}, {T_, 0, 400, 6, 7200, 7200}}},
+     {{T_, 0, 0, 8000, 15, 45, 0}, {T_, 0, 900, 25920, 15, 45, 0}, {T_, 0, 400, 6, 7200, 7200, 1}}},
     {"worker-failure",
      "the steady mix; worker 3 dies at t=600 s (noticed after the heartbeat timeout)",
      0, 3, 600, {KILN_SIM_STEADY_STREAMS}},
     {"hetero",
-     "the steady mix on 3 L4 (0.35x), 3 A100 (1x) and 2 H100 (2x) at 95% of their capacity",
+     "the steady mix on L4 (0.35x), A100 (1x) and H100 (2x) GPUs in turn (3/3/2 of 8) at 95% "
+     "of their capacity",
      1, -1, 0,
-     {{T_, 0, 0, 5796, 15, 45}, {S_, 0, 0, 1087, 200, 800}, {I_, 0, 0, 536, 30, 60},
-      {T_, 0, 1800, 33037, 15, 45}, {S_, 0, 1800, 6194, 200, 800},
-      {I_, 0, 1800, 3059, 30, 60}}},
+     {{T_, 0, 0, 5796, 15, 45, 0}, {S_, 0, 0, 1087, 200, 800, 0}, {I_, 0, 0, 536, 30, 60, 0},
+      {T_, 0, 1800, 33037, 15, 45, 0}, {S_, 0, 1800, 6194, 200, 800, 0},
+      {I_, 0, 1800, 3059, 30, 60, 0}}},
 };
 #define KILN_SIM_N_SPECS ((int)(sizeof(kiln_sim_specs) / sizeof(kiln_sim_specs[0])))
 
@@ -121,27 +130,35 @@ static double kiln_sim_gauss_(uint64_t *rs) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-static void kiln_sim_fleet_(kiln_sim_workload_t *wl, int kind) {
-    static const double hetero[8] = {0.35, 1.0, 2.0, 0.35, 1.0, 2.0, 0.35, 1.0};
-    static const int hetero_cls[8] = {0, 1, 2, 0, 1, 2, 0, 1};
-    wl->nw = 8;
+/* Fills the fleet; @returns its capacity (summed speed). */
+static double kiln_sim_fleet_(kiln_sim_workload_t *wl, int kind, int nw) {
+    static const double hetero[3] = {0.35, 1.0, 2.0};
+    double cap = 0;
+    wl->nw = nw;
     for (int w = 0; w < wl->nw; w++) {
         wl->slots[w] = 4;
-        wl->speed[w] = kind == 1 ? hetero[w] : 1.0;
-        wl->gpu_class[w] = kind == 1 ? hetero_cls[w] : 1;
+        wl->speed[w] = kind == 1 ? hetero[w % 3] : 1.0;
+        wl->gpu_class[w] = kind == 1 ? w % 3 : 1;
         wl->fail_at[w] = HUGE_VAL;
+        cap += wl->speed[w];
     }
     wl->gpu_names[0] = "L4";
     wl->gpu_names[1] = "A100";
     wl->gpu_names[2] = "H100";
+    return cap;
 }
 
 kiln_sim_workload_t *kiln_sim_workload_new(const char *name, uint64_t seed, double scale) {
+    return kiln_sim_workload_new_fleet(name, seed, scale, 0);
+}
+
+kiln_sim_workload_t *kiln_sim_workload_new_fleet(const char *name, uint64_t seed, double scale,
+                                                 int workers) {
     const kiln_sim_spec_t *spec = NULL;
     for (int i = 0; name && i < KILN_SIM_N_SPECS; i++)
         if (!strcmp(kiln_sim_specs[i].name, name))
             spec = &kiln_sim_specs[i];
-    if (!spec || !(scale > 0))
+    if (!spec || !(scale > 0) || workers < 0 || workers > KILN_SIM_MAX_WORKERS)
         return NULL;
     kiln_sim_workload_t *wl = calloc(1, sizeof(*wl));
     if (!wl)
@@ -149,9 +166,10 @@ kiln_sim_workload_t *kiln_sim_workload_new(const char *name, uint64_t seed, doub
     snprintf(wl->name, sizeof(wl->name), "%s", spec->name);
     snprintf(wl->desc, sizeof(wl->desc), "%s", spec->desc);
     wl->seed = seed;
-    kiln_sim_fleet_(wl, spec->fleet);
-    if (spec->fail_worker >= 0)
-        wl->fail_at[spec->fail_worker] = spec->fail_at;
+    double cap8 = kiln_sim_fleet_(wl, spec->fleet, 8);
+    double load = kiln_sim_fleet_(wl, spec->fleet, workers ? workers : 8) / cap8;
+    if (spec->fail_worker >= 0 && spec->fail_worker < wl->nw)
+        wl->fail_at[spec->fail_worker] = spec->fail_at * scale;
     wl->nparts_mod[T_] = 32;
     wl->nparts_mod[S_] = 8;
     wl->nparts_mod[I_] = 8;
@@ -175,7 +193,7 @@ kiln_sim_workload_t *kiln_sim_workload_new(const char *name, uint64_t seed, doub
 
     int cap = 0;
     for (int k = 0; k < KILN_SIM_MAX_STREAMS && spec->streams[k].n > 0; k++)
-        cap += (int)ceil(spec->streams[k].n * scale);
+        cap += (int)ceil(spec->streams[k].n * scale * load);
     wl->jobs = calloc(cap ? cap : 1, sizeof(kiln_sim_job_t));
     if (!wl->jobs) {
         free(wl);
@@ -186,12 +204,12 @@ kiln_sim_workload_t *kiln_sim_workload_new(const char *name, uint64_t seed, doub
     int cnt[M] = {0, 0, 0};
     for (int k = 0; k < KILN_SIM_MAX_STREAMS && spec->streams[k].n > 0; k++) {
         const kiln_sim_stream_t *st = &spec->streams[k];
-        int n = (int)ceil(st->n * scale);
+        int n = (int)ceil(st->n * scale * load);
         for (int i = 0; i < n; i++) {
             kiln_sim_job_t *j = &wl->jobs[wl->nj++];
             uint64_t id = kiln_sim_rand(&rs); /* the job id; its hash picks the partition */
             j->mod = st->mod;
-            j->t_arr = st->t0 + (st->t1 - st->t0) * kiln_sim_rand01(&rs);
+            j->t_arr = (st->t0 + (st->t1 - st->t0) * kiln_sim_rand01(&rs)) * scale;
             j->units = st->lo + (st->hi - st->lo) * kiln_sim_rand01(&rs);
             j->work_s = j->units / wl->base_tput[j->mod] * exp(0.1 * kiln_sim_gauss_(&rs));
             int first = 0;
@@ -199,8 +217,10 @@ kiln_sim_workload_t *kiln_sim_workload_new(const char *name, uint64_t seed, doub
                 first += wl->nparts_mod[m];
             uint64_t h = id;
             j->part = first + (int)(kiln_sim_rand(&h) % (uint64_t)wl->nparts_mod[j->mod]);
-            sum[j->mod] += j->work_s;
-            cnt[j->mod]++;
+            if (!st->burst) {
+                sum[j->mod] += j->work_s;
+                cnt[j->mod]++;
+            }
         }
     }
     qsort(wl->jobs, wl->nj, sizeof(kiln_sim_job_t), kiln_sim_job_cmp_);

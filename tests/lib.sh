@@ -17,7 +17,7 @@ STACK_UP=0
 stack_up() {
   STACK_UP=1
   # fast failure detection and batching for tests
-  "$KILN" up --set scheduler.worker_timeout_ms=3000 --set scheduler.interval_ms=300 \
+  "$KILN" up --set worker.engine=${TEST_ENGINE:-null} --set scheduler.worker_timeout_ms=3000 --set scheduler.interval_ms=300 \
       --set worker.heartbeat_ms=300 "$@" > "$TMPROOT/up.log" 2>&1
   local rc=$?
   [ $rc -eq 0 ] || { echo "kiln up failed ($rc):"; cat "$TMPROOT/up.log"; }

@@ -324,37 +324,80 @@ static char *kiln_transcript_json(kiln_worker_t *kw, const kiln_wjob_t *j) {
     return text;
 }
 
+/* Subtitles from the segments: SRT ("00:00:01,000") or WebVTT ("00:00:01.000"). */
+static char *kiln_subtitles(const kiln_transcript_t *tr, int vtt) {
+    kiln_sbuf_t sb = {0};
+    if (vtt)
+        kiln_sbuf_add(&sb, "WEBVTT\n\n", 8);
+    for (int s = 0; s < tr->n_segments; s++) {
+        char line[128];
+        long long t[2] = {tr->segments[s].start_ms, tr->segments[s].end_ms};
+        char ts[2][32];
+        for (int k = 0; k < 2; k++)
+            snprintf(ts[k], sizeof(ts[k]), "%02lld:%02lld:%02lld%c%03lld", t[k] / 3600000,
+                     t[k] / 60000 % 60, t[k] / 1000 % 60, vtt ? '.' : ',', t[k] % 1000);
+        int n = vtt ? snprintf(line, sizeof(line), "%s --> %s\n", ts[0], ts[1])
+                    : snprintf(line, sizeof(line), "%d\n%s --> %s\n", s + 1, ts[0], ts[1]);
+        kiln_sbuf_add(&sb, line, (size_t)n);
+        const char *text = tr->segments[s].text ? tr->segments[s].text : "";
+        while (*text == ' ')
+            text++;
+        kiln_sbuf_add(&sb, text, strlen(text));
+        kiln_sbuf_add(&sb, "\n\n", 2);
+    }
+    if (!sb.buf)
+        kiln_sbuf_add(&sb, "", 0);
+    return sb.buf;
+}
+
+/* Writes one artifact, retrying store outages until it succeeds or the
+ * worker stops. */
+static kiln_err_t kiln_batch_put(kiln_worker_t *kw, kiln_wjob_t *j, const char *kind, char *data) {
+    char key[512];
+    if (kiln_store_result_key(key, sizeof(key), j->job.tenant, j->job.id, kind)) {
+        kiln_wjob_fail(j, KILN_ERR_BAD_JOB, "%s", "job id or tenant cannot form a result key");
+        return KILN_OK;
+    }
+    size_t len = strlen(data);
+    for (int attempt = 0;; attempt++) {
+        char errstr[512];
+        kiln_err_t err = kiln_store_put(kw->store, key, data, len, errstr, sizeof(errstr));
+        if (!err)
+            break;
+        kw->stats.retries++;
+        KILN_LOG_WARN("could not write %s: %s; retrying", key, errstr);
+        long long ms = kw->backoff_ms << (attempt < 6 ? attempt : 6);
+        if (!kiln_worker_backoff(kw, ms > 5000 ? 5000 : ms))
+            return KILN_ERR__STOPPED;
+    }
+    int a = j->n_artifacts++;
+    j->artifacts[a].kind = kind;
+    kiln_store_uri(kw->store, key, j->artifacts[a].uri, sizeof(j->artifacts[a].uri));
+    j->artifacts[a].bytes = (long long)len;
+    kiln_sha256_hex(data, len, j->artifacts[a].sha);
+    return KILN_OK;
+}
+
 static kiln_err_t kiln_batch_artifacts(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
     for (int i = 0; i < n; i++) {
         kiln_wjob_t *j = &jobs[i];
         if (j->skip || j->err)
             continue;
-        char key[512];
-        if (kiln_store_result_key(key, sizeof(key), j->job.tenant, j->job.id, "transcript.json")) {
-            kiln_wjob_fail(j, KILN_ERR_BAD_JOB, "%s", "job id or tenant cannot form a result key");
-            continue;
+        j->n_artifacts = 0;
+        char *docs[3] = {kiln_transcript_json(kw, j), NULL, NULL};
+        const char *kinds[3] = {"transcript.json", "transcript.srt", "transcript.vtt"};
+        if (j->tr.n_segments) {
+            docs[1] = kiln_subtitles(&j->tr, 0);
+            docs[2] = kiln_subtitles(&j->tr, 1);
         }
-        char *text = kiln_transcript_json(kw, j);
-        if (!text)
-            return KILN_ERR__NOMEM;
-        size_t len = strlen(text);
-        for (int attempt = 0;; attempt++) {
-            char errstr[512];
-            kiln_err_t err = kiln_store_put(kw->store, key, text, len, errstr, sizeof(errstr));
-            if (!err)
-                break;
-            kw->stats.retries++;
-            KILN_LOG_WARN("could not write %s: %s; retrying", key, errstr);
-            long long ms = kw->backoff_ms << (attempt < 6 ? attempt : 6);
-            if (!kiln_worker_backoff(kw, ms > 5000 ? 5000 : ms)) {
-                free(text);
-                return KILN_ERR__STOPPED;
-            }
-        }
-        kiln_store_uri(kw->store, key, j->artifact_uri, sizeof(j->artifact_uri));
-        j->artifact_bytes = (long long)len;
-        kiln_sha256_hex(text, len, j->artifact_sha);
-        free(text);
+        kiln_err_t err = docs[0] ? KILN_OK : KILN_ERR__NOMEM;
+        for (int d = 0; d < 3 && !err && !j->err; d++)
+            if (docs[d])
+                err = kiln_batch_put(kw, j, kinds[d], docs[d]);
+        for (int d = 0; d < 3; d++)
+            free(docs[d]);
+        if (err)
+            return err;
     }
     return KILN_OK;
 }
@@ -466,7 +509,6 @@ static kiln_err_t kiln_batch_commit_tx(kiln_worker_t *kw, kiln_wjob_t *jobs, int
         }
         char dur[32], bytes[32];
         snprintf(dur, sizeof(dur), "%.3f", j->tr.duration_s);
-        snprintf(bytes, sizeof(bytes), "%lld", j->artifact_bytes);
         const char *p[8] = {j->job.id, j->job.tenant, j->tr.language, j->tr.text ? j->tr.text : "",
                             dur, kiln_engine_name(kw->engine), j->tr.model_ran ? "true" : "false",
                             j->tr.info_json};
@@ -496,14 +538,18 @@ static kiln_err_t kiln_batch_commit_tx(kiln_worker_t *kw, kiln_wjob_t *jobs, int
                 goto fail;
             PQclear(r);
         }
-        const char *a[4] = {j->job.id, j->artifact_uri, bytes, j->artifact_sha};
-        r = kiln_pg_execp(pg,
-                          "INSERT INTO artifacts (job_id, kind, uri, bytes, sha256)"
-                          " VALUES ($1, 'transcript.json', $2, $3::bigint, $4) ON CONFLICT DO NOTHING",
-                          4, a, errstr, errstr_size);
-        if (!r)
-            goto fail;
-        PQclear(r);
+        for (int k = 0; k < j->n_artifacts; k++) {
+            snprintf(bytes, sizeof(bytes), "%lld", j->artifacts[k].bytes);
+            const char *a[5] = {j->job.id, j->artifacts[k].kind, j->artifacts[k].uri, bytes,
+                                j->artifacts[k].sha};
+            r = kiln_pg_execp(pg,
+                              "INSERT INTO artifacts (job_id, kind, uri, bytes, sha256)"
+                              " VALUES ($1, $2, $3, $4::bigint, $5) ON CONFLICT DO NOTHING",
+                              5, a, errstr, errstr_size);
+            if (!r)
+                goto fail;
+            PQclear(r);
+        }
         const char *u[2] = {j->job.id, kw->id};
         r = kiln_pg_execp(pg,
                           "UPDATE jobs SET status = 'done', finished_at = now(), worker = $2,"
@@ -561,7 +607,8 @@ static void kiln_batch_events(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
         } else {
             json_object_set_new(e, "duration_s", json_real(j->tr.duration_s));
             json_t *uris = json_array();
-            json_array_append_new(uris, json_string(j->artifact_uri));
+            for (int k = 0; k < j->n_artifacts; k++)
+                json_array_append_new(uris, json_string(j->artifacts[k].uri));
             json_object_set_new(e, "result_uris", uris);
         }
         char *text = json_dumps(e, JSON_COMPACT);

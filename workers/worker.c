@@ -116,8 +116,10 @@ static int kiln_worker_refresh_assignment(kiln_worker_t *kw, int force) {
         o->partition = atoi(PQgetvalue(r, i, 0));
         o->epoch = atoll(PQgetvalue(r, i, 1));
         o->next_offset = atoll(PQgetvalue(r, i, 2));
+        /* no stored offset: start at 0, never at "beginning": if the broker
+         * already dropped the head of the log we must see OFFSET_OUT_OF_RANGE */
         rd_kafka_topic_partition_list_add(tl, o->topic, o->partition)->offset =
-            o->next_offset >= 0 ? o->next_offset : RD_KAFKA_OFFSET_BEGINNING;
+            o->next_offset >= 0 ? o->next_offset : 0;
     }
     kw->n_own = n;
     PQclear(r);

@@ -36,9 +36,13 @@ typedef struct kiln_wjob_s {
     size_t input_len;
     kiln_audio_t audio;
     kiln_transcript_t tr;
-    char artifact_uri[1024];
-    long long artifact_bytes;
-    char artifact_sha[65];
+    int n_artifacts;           /* transcript.json, and .srt/.vtt when segments exist */
+    struct {
+        const char *kind;
+        char uri[1024];
+        long long bytes;
+        char sha[65];
+    } artifacts[3];
 } kiln_wjob_t;
 
 typedef struct kiln_wstats_s {

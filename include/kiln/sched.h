@@ -105,6 +105,8 @@ typedef struct kiln_sched_params_s {
     double deadline_weight; /* seconds of makespan one second of deadline overshoot is
                                worth (times 1 + priority) */
     double lookahead_s;     /* expected load = backlog + rate * lookahead */
+    double model_slice_s;   /* a worker serving several modalities switches models
+                               about once per this much work (its time slice) */
     double default_throughput[KILN_SCHED_MODALITIES]; /* used before anything is
                                                          measured for a modality */
     double target_drain_s;  /* kiln_sched_desired_workers(): drain within this */
@@ -184,10 +186,18 @@ const char *kiln_sim_workload_name(int i);
 
 /**
  * kiln_sim_workload_new - generates built-in workload \p name from \p seed
- * (same name and seed, same jobs). \p scale multiplies the number of jobs
- * (1.0 = as documented). @returns NULL for an unknown name or out of memory.
+ * (same name and seed, same jobs). \p scale stretches the workload: job
+ * counts and arrival times are multiplied by it, so the load stays the same
+ * and the backlog grows (1.0 = as documented). @returns NULL for an unknown name or out of memory.
  */
 kiln_sim_workload_t *kiln_sim_workload_new(const char *name, uint64_t seed, double scale);
+/**
+ * kiln_sim_workload_new_fleet - the same with \p workers workers instead of
+ * the workload's 8 (0: 8); job counts follow the fleet's capacity so that the
+ * load stays the same. @returns NULL as above or when workers is out of range.
+ */
+kiln_sim_workload_t *kiln_sim_workload_new_fleet(const char *name, uint64_t seed, double scale,
+                                                 int workers);
 /** Frees \p wl; NULL is fine. */
 void kiln_sim_workload_destroy(kiln_sim_workload_t *wl);
 /** @returns the one-line description of \p wl. */
@@ -210,8 +220,9 @@ typedef struct kiln_sim_result_s {
 
 /**
  * kiln_sim_run - simulates \p pol on \p wl. \p sp are the kiln policy's
- * parameters (NULL: defaults; ignored by the other policies). Identical
- * arguments give identical results, bit for bit.
+ * parameters, ignored by the other policies (NULL: the defaults with the
+ * workload's model load times and nominal throughputs, which an operator
+ * would configure). Identical arguments give identical results, bit for bit.
  * @returns KILN_OK, KILN_ERR__INVALID_ARG or KILN_ERR__NOMEM.
  */
 kiln_err_t kiln_sim_run(const kiln_sim_workload_t *wl, kiln_sim_policy_t pol,
@@ -235,7 +246,7 @@ void kiln_sim_lower_bound(const kiln_sim_workload_t *wl, kiln_sim_bound_t *out);
 typedef struct kiln_sim_bench_opts_s {
     uint64_t seed;          /* first seed (default 1) */
     int reps;               /* seeds seed..seed+reps-1; medians reported (default 5) */
-    double scale;           /* job-count multiplier (default 1) */
+    double scale;           /* stretch: jobs and arrival times x scale (default 1) */
     const char *only;       /* run only this workload (NULL: all) */
     int json;               /* also print the one-line JSON object last */
     const char *machine;    /* "machine" field (NULL: uname) */

@@ -54,9 +54,12 @@ typedef struct kiln_whisper_params_s {
     float no_speech_threshold;   /* skip a window when no_speech_prob is above it ... */
     float logprob_threshold;     /* ... and its avg log-prob is below this */
     int max_new_tokens;      /* per window; 0: n_text_ctx / 2 */
-    float silence_dbfs;      /* kiln's energy gate: a window whose RMS is below this
-                              * (dBFS) is skipped without decoding, since Whisper
-                              * invents text ("you") on digital silence; 0: off */
+    float no_speech_skip;    /* kiln's addition: skip a window whose no_speech_prob
+                              * is above this whatever its log-prob (0.9; > 1: off).
+                              * Whisper alone says "you" on 30 s of silence
+                              * (no_speech_prob 0.95, avg log-prob -0.7); real
+                              * speech of the dev set stays below 0.35. Windows of
+                              * digital silence (all samples 0) are skipped unrun. */
 } kiln_whisper_params_t;
 
 typedef struct kiln_whisper_segment_s {

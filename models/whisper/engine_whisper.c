@@ -82,8 +82,11 @@ static kiln_err_t kiln_whisper_engine_fill_(kiln_whisper_result_t *r,
             const char *txt = ws->text;
             while (*txt == ' ')
                 txt++;
-            sg->start_ms = (int64_t)(ws->start * 1000.0 + 0.5);
-            sg->end_ms = (int64_t)(ws->end * 1000.0 + 0.5);
+            /* the model may place the last timestamp past the end of the audio */
+            double end = ws->end < t->duration_s ? ws->end : t->duration_s;
+            double start = ws->start < end ? ws->start : end;
+            sg->start_ms = (int64_t)(start * 1000.0 + 0.5);
+            sg->end_ms = (int64_t)(end * 1000.0 + 0.5);
             sg->text = strdup(txt);
             sg->avg_logprob = ws->avg_logprob;
             sg->no_speech_prob = ws->no_speech_prob;

@@ -18,8 +18,8 @@
  *           timestamp <= 1 s, timestamps win when their total probability
  *           beats every text token);
  *   window  skipped when no_speech_prob > 0.6 and avg log-prob <= -1, and
- *           (kiln's addition, p->silence_dbfs) when its RMS level is below
- *           -55 dBFS: Whisper itself says "you" on 30 s of digital silence;
+ *           (kiln's additions) when no_speech_prob > p->no_speech_skip (0.9)
+ *           or every sample is 0: Whisper itself says "you" on silence;
  *   seek    to the last complete timestamp pair, or past the window.
  * All windows of a batch are encoded together, and the decoder steps every
  * sequence that is still running; finished sequences leave the batch.
@@ -52,7 +52,7 @@ kiln_whisper_params_t kiln_whisper_default_params(void) {
         .no_speech_threshold = 0.6f,
         .logprob_threshold = -1.0f,
         .max_new_tokens = 0,
-        .silence_dbfs = -55.0f,
+        .no_speech_skip = 0.9f,
     };
     return p;
 }
@@ -411,20 +411,15 @@ typedef struct kiln_wreq_s {
     int active;
 } kiln_wreq_t;
 
-/* @returns 1 when the next window of q is below the energy gate. */
-static int kiln_w_silent_(const kiln_wreq_t *q, const kiln_whisper_params_t *p) {
-    if (p->silence_dbfs >= 0.0f)
-        return 0;
+/* @returns 1 when the next window of q is digital silence (every sample 0). */
+static int kiln_w_silent_(const kiln_wreq_t *q) {
     size_t a = (size_t)q->seek * 160, b = a + (size_t)KILN_W_FRAMES * 160;
     if (b > q->n_samples)
         b = q->n_samples;
-    if (a >= b)
-        return 1;
-    double e = 0.0;
     for (size_t i = a; i < b; i++)
-        e += (double)q->pcm[i] * q->pcm[i];
-    double rms = sqrt(e / (double)(b - a));
-    return rms <= 0.0 || 20.0 * log10(rms) < p->silence_dbfs;
+        if (q->pcm[i] != 0.0f)
+            return 0;
+    return 1;
 }
 
 static int kiln_w_lang_token_(const kiln_whisper_model_t *m, const char *code) {
@@ -621,7 +616,7 @@ kiln_err_t kiln_whisper_transcribe(const kiln_whisper_model_t *m,
         int nW = 0;
         for (int k = 0; k < n && nW < max_batch; k++) {
             int i = (next + k) % n;
-            while (rq[i].active && out[i].err == KILN_OK && kiln_w_silent_(&rq[i], p)) {
+            while (rq[i].active && out[i].err == KILN_OK && kiln_w_silent_(&rq[i])) {
                 out[i].n_windows++;
                 rq[i].seek += KILN_W_FRAMES;
                 rq[i].active = rq[i].seek < rq[i].content;
@@ -659,7 +654,8 @@ kiln_err_t kiln_whisper_transcribe(const kiln_whisper_model_t *m,
                 const char *lt = m->vocab.tok[s->lang];
                 snprintf(r->language, sizeof(r->language), "%.*s", (int)strlen(lt) - 4, lt + 2);
             }
-            if (s->no_speech_prob > p->no_speech_threshold && avg_lp <= p->logprob_threshold) {
+            if ((s->no_speech_prob > p->no_speech_threshold && avg_lp <= p->logprob_threshold) ||
+                s->no_speech_prob > p->no_speech_skip) {
                 q->seek += size; /* silence: skip the window */
             } else {
                 int ns = kiln_w_split_(m, r, s, q->seek, size, avg_lp);
