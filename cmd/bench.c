@@ -7,6 +7,7 @@
 #include "cmd/cli.h"
 
 int kiln_cmd_bench_pipeline(int argc, char **argv);
+int kiln_cmd_bench_scheduler(int argc, char **argv);
 
 typedef struct {
     const char *name;
@@ -17,6 +18,8 @@ typedef struct {
 static const kiln_bench_t kiln_benches[] = {
     {"pipeline", kiln_cmd_bench_pipeline,
      "null engine over N jobs on the embedded stack vs a raw librdkafka + COPY loop"},
+    {"scheduler", kiln_cmd_bench_scheduler,
+     "simulated fleet: kiln's scheduler vs static round-robin, KEDA-style rule, lower bound"},
 };
 #define KILN_N_BENCHES (sizeof(kiln_benches) / sizeof(kiln_benches[0]))
 

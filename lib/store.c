@@ -244,6 +244,12 @@ void kiln_store_destroy(kiln_store_t *st) {
 
 const char *kiln_store_root(const kiln_store_t *st) { return st->root_uri; }
 
+void kiln_store_set_deferred_sync(kiln_store_t *st, int on) { st->deferred_sync = on; }
+
+kiln_err_t kiln_store_sync(kiln_store_t *st, char *errstr, size_t errstr_size) {
+    return st->ops->sync ? st->ops->sync(st, errstr, errstr_size) : KILN_OK;
+}
+
 /* ------------------------------------------------------------------ dispatch */
 
 kiln_err_t kiln_store_put(kiln_store_t *st, const char *key, const void *data, size_t len,

@@ -192,7 +192,7 @@ static kiln_err_t kiln_store_file_put_(kiln_store_t *st, const char *key, const 
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd))
+    if (!st->deferred_sync && fsync(fd))
         goto fail;
     if (close(fd)) {
         fd = -1;
@@ -201,7 +201,7 @@ static kiln_err_t kiln_store_file_put_(kiln_store_t *st, const char *key, const 
     fd = -1;
     if (renameat(dfd, tmp, dfd, base))
         goto fail;
-    if (fsync(dfd))
+    if (!st->deferred_sync && fsync(dfd))
         KILN_LOG_WARN("could not fsync the directory of \"%s\": %s", key, strerror(errno));
     close(dfd);
     return KILN_OK;
@@ -389,6 +389,22 @@ outside:
     return KILN_ERR_BAD_KEY;
 }
 
+/* One syncfs() of the store's file system makes every deferred put durable
+ * (data, the renames and the directories). */
+static kiln_err_t kiln_store_file_sync_(kiln_store_t *st, char *errstr, size_t errstr_size) {
+    int fd = kiln_store_file_root_fd_(KILN_FS(st));
+    if (fd < 0 || syncfs(fd)) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        snprintf(errstr, errstr_size, "could not sync the object store \"%s\": %s", st->root_uri,
+                 strerror(e));
+        return KILN_ERR_STORE;
+    }
+    close(fd);
+    return KILN_OK;
+}
+
 static void kiln_store_file_destroy_(kiln_store_t *st) {
     kiln_store_file_t *fs = KILN_FS(st);
     if (!fs)
@@ -404,6 +420,7 @@ static const kiln_store_ops_t kiln_store_file_ops = {
     .exists = kiln_store_file_exists_,
     .del = kiln_store_file_del_,
     .uri_to_key = kiln_store_file_uri_to_key_,
+    .sync = kiln_store_file_sync_,
     .destroy = kiln_store_file_destroy_,
 };
 

@@ -27,6 +27,8 @@ typedef struct kiln_store_ops_s {
      * lies outside it (NOT_FOUND where it is inside but cannot exist). */
     kiln_err_t (*uri_to_key)(kiln_store_t *st, const char *uri, char *key, size_t key_size,
                              char *errstr, size_t errstr_size);
+    /* makes every earlier put durable (deferred-sync mode); NULL: nothing to do */
+    kiln_err_t (*sync)(kiln_store_t *st, char *errstr, size_t errstr_size);
     void (*destroy)(kiln_store_t *st);
 } kiln_store_ops_t;
 
@@ -34,6 +36,7 @@ struct kiln_store_s {
     const kiln_store_ops_t *ops;
     char *root_uri; /* "file:///abs/dir" or "s3://bucket[/prefix]", no trailing '/' */
     void *impl;     /* backend state, freed by ops->destroy */
+    int deferred_sync; /* 1: puts skip fsync; kiln_store_sync() makes them durable */
 };
 
 /* Opens a file:// store rooted at \p path (absolute or relative; created when

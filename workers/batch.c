@@ -445,137 +445,201 @@ static kiln_err_t kiln_batch_dlq(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
 
 /* ---- 6: the transaction ---- */
 
+/* Runs one statement of the batch transaction: parameters $1..$na are the
+ * text[] literals built in \p arrays (consumed and reset), then the \p ns
+ * scalars. Skipped (returns 0) when the first array is empty. */
+static int kiln_tx_exec(PGconn *pg, const char *sql, kiln_sbuf_t *arrays, int na,
+                        const char *const *scalars, int ns, char *errstr, size_t errstr_size) {
+    int empty = arrays[0].len == 0;
+    const char *p[16];
+    for (int i = 0; i < na; i++)
+        p[i] = kiln_pg_array_end(&arrays[i]);
+    for (int i = 0; i < ns; i++)
+        p[na + i] = scalars[i];
+    PGresult *r = empty ? NULL : kiln_pg_execp(pg, sql, na + ns, p, errstr, errstr_size);
+    for (int i = 0; i < na; i++) {
+        free(arrays[i].buf);
+        memset(&arrays[i], 0, sizeof(arrays[i]));
+    }
+    if (empty)
+        return 0;
+    if (!r)
+        return -1;
+    PQclear(r);
+    return 0;
+}
+
+/* Every statement takes whole columns as arrays (unnest), so a batch costs
+ * the same seven round trips whatever its size. */
 static kiln_err_t kiln_batch_commit_tx(kiln_worker_t *kw, kiln_wjob_t *jobs, int n, char *errstr,
                                        size_t errstr_size) {
     PGconn *pg = kw->pg;
-    if (kiln_pg_exec(pg, "BEGIN", errstr, errstr_size))
-        return KILN_ERR_PG;
-    /* fence: every partition in the batch must still be ours, at our epoch */
-    long long next[KILN_MAX_OWN > 0 ? 64 : 1];
-    int owns[64], n_owns = 0;
+    /* the partitions of this batch and the next offset of each */
+    int owns[256], n_owns = 0;
+    long long next[256];
     for (int i = 0; i < n; i++) {
         int k;
         for (k = 0; k < n_owns && owns[k] != jobs[i].own_idx; k++)
             ;
         if (k == n_owns) {
-            if (n_owns == 64)
-                continue; /* cannot happen with max_batch <= 64 partitions per batch */
+            if (n_owns == 256)
+                return KILN_ERR__FAIL; /* more than 256 partitions in one batch: cannot happen */
             owns[n_owns] = jobs[i].own_idx;
             next[n_owns++] = jobs[i].msg->offset + 1;
         } else if (jobs[i].msg->offset + 1 > next[k])
             next[k] = jobs[i].msg->offset + 1;
     }
+    if (kiln_pg_exec(pg, "BEGIN", errstr, errstr_size))
+        return KILN_ERR_PG;
+    kiln_sbuf_t a[8];
+    memset(a, 0, sizeof(a));
+    char num[64];
+    const char *topic_worker[3] = {kw->topic, kw->id, kiln_engine_name(kw->engine)};
+    /* 1. fence: every partition must still be ours, at our epoch; FOR SHARE
+     *    holds off a concurrent reassignment until we commit */
     for (int k = 0; k < n_owns; k++) {
-        kiln_own_t *o = &kw->own[owns[k]];
-        char ps[16];
-        snprintf(ps, sizeof(ps), "%d", o->partition);
-        const char *p[2] = {o->topic, ps};
+        snprintf(num, sizeof(num), "%d", kw->own[owns[k]].partition);
+        kiln_pg_array_add(&a[0], num);
+    }
+    {
+        const char *p[2] = {kw->topic, kiln_pg_array_end(&a[0])};
         PGresult *r = kiln_pg_execp(pg,
-                                    "SELECT worker, epoch FROM assignments"
-                                    " WHERE topic = $1 AND kpartition = $2::int FOR SHARE",
+                                    "SELECT kpartition, coalesce(worker, ''), epoch FROM assignments"
+                                    " WHERE topic = $1 AND kpartition = ANY ($2::int[]) FOR SHARE",
                                     2, p, errstr, errstr_size);
+        free(a[0].buf);
+        memset(&a[0], 0, sizeof(a[0]));
         if (!r)
             goto fail;
-        int ok = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), kw->id) &&
-                 atoll(PQgetvalue(r, 0, 1)) == o->epoch;
+        int ok = PQntuples(r) == n_owns;
+        for (int t = 0; ok && t < PQntuples(r); t++) {
+            int part = atoi(PQgetvalue(r, t, 0));
+            for (int k = 0; k < n_owns; k++)
+                if (kw->own[owns[k]].partition == part)
+                    ok = !strcmp(PQgetvalue(r, t, 1), kw->id) &&
+                         atoll(PQgetvalue(r, t, 2)) == kw->own[owns[k]].epoch;
+        }
         PQclear(r);
         if (!ok) {
-            snprintf(errstr, errstr_size, "partition %s [%d] is no longer ours at epoch %lld",
-                     o->topic, o->partition, o->epoch);
-            kiln_pg_exec(pg, "ROLLBACK", errstr + strlen(errstr), 1);
+            char e2[64];
+            snprintf(errstr, errstr_size, "a partition of this batch is no longer ours at our epoch");
+            kiln_pg_exec(pg, "ROLLBACK", e2, sizeof(e2));
             return KILN_ERR__FENCED;
         }
     }
+    /* 2. dead jobs (rows may not exist yet: jobs produced without kiln) */
     for (int i = 0; i < n; i++) {
         kiln_wjob_t *j = &jobs[i];
-        if (j->skip)
+        if (j->skip || !j->err)
             continue;
-        PGresult *r;
-        if (j->err) {
-            const char *p[6] = {j->job.id, j->job.tenant, kiln_err2name(j->err), j->errstr, kw->id,
-                                kw->modality};
-            r = kiln_pg_execp(pg,
-                              "INSERT INTO jobs AS j (id, tenant, modality, status, error, error_detail,"
-                              " worker, finished_at, attempts)"
-                              " VALUES ($1, $2, $6, 'dead', $3, $4, $5, now(), 1)"
-                              " ON CONFLICT (id) DO UPDATE SET status = 'dead', error = $3,"
-                              "  error_detail = $4, worker = $5, finished_at = now()"
-                              "  WHERE j.status NOT IN ('done', 'dead')",
-                              6, p, errstr, errstr_size);
-            if (!r)
-                goto fail;
-            PQclear(r);
+        kiln_pg_array_add(&a[0], j->job.id);
+        kiln_pg_array_add(&a[1], j->job.tenant);
+        kiln_pg_array_add(&a[2], kiln_err2name(j->err));
+        kiln_pg_array_add(&a[3], j->errstr);
+    }
+    if (kiln_tx_exec(pg,
+                     "INSERT INTO jobs AS j (id, tenant, modality, status, error, error_detail,"
+                     " worker, finished_at, attempts)"
+                     " SELECT id, tenant, 'transcribe', 'dead', err, detail, $5, now(), 1"
+                     " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+                     "   AS u(id, tenant, err, detail)"
+                     " ON CONFLICT (id) DO UPDATE SET status = 'dead', error = EXCLUDED.error,"
+                     "  error_detail = EXCLUDED.error_detail, worker = $5, finished_at = now()"
+                     "  WHERE j.status NOT IN ('done', 'dead')",
+                     a, 4, topic_worker + 1, 1, errstr, errstr_size))
+        goto fail;
+    /* 3. transcripts, 4. segments, 5. artifacts (idempotent) */
+    for (int i = 0; i < n; i++) {
+        kiln_wjob_t *j = &jobs[i];
+        if (j->skip || j->err)
             continue;
-        }
-        char dur[32], bytes[32];
-        snprintf(dur, sizeof(dur), "%.3f", j->tr.duration_s);
-        const char *p[8] = {j->job.id, j->job.tenant, j->tr.language, j->tr.text ? j->tr.text : "",
-                            dur, kiln_engine_name(kw->engine), j->tr.model_ran ? "true" : "false",
-                            j->tr.info_json};
-        r = kiln_pg_execp(pg,
-                          "INSERT INTO transcripts (job_id, tenant, language, text, duration_s, engine,"
-                          " model_ran, info) VALUES ($1, $2, nullif($3, ''), $4, $5::float8, $6,"
-                          " $7::boolean, $8::jsonb) ON CONFLICT (job_id) DO NOTHING",
-                          8, p, errstr, errstr_size);
-        if (!r)
-            goto fail;
-        PQclear(r);
+        kiln_pg_array_add(&a[0], j->job.id);
+        kiln_pg_array_add(&a[1], j->job.tenant);
+        kiln_pg_array_add(&a[2], j->tr.language);
+        kiln_pg_array_add(&a[3], j->tr.text ? j->tr.text : "");
+        snprintf(num, sizeof(num), "%.3f", j->tr.duration_s);
+        kiln_pg_array_add(&a[4], num);
+        kiln_pg_array_add(&a[5], j->tr.model_ran ? "t" : "f");
+        kiln_pg_array_add(&a[6], j->tr.info_json ? j->tr.info_json : "");
+    }
+    if (kiln_tx_exec(pg,
+                     "INSERT INTO transcripts (job_id, tenant, language, text, duration_s, engine,"
+                     " model_ran, info)"
+                     " SELECT id, tenant, nullif(lang, ''), txt, dur, $8, ran, nullif(info, '')::jsonb"
+                     " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[],"
+                     "   $6::boolean[], $7::text[]) AS u(id, tenant, lang, txt, dur, ran, info)"
+                     " ON CONFLICT (job_id) DO NOTHING",
+                     a, 7, topic_worker + 2, 1, errstr, errstr_size))
+        goto fail;
+    for (int i = 0; i < n; i++) {
+        kiln_wjob_t *j = &jobs[i];
+        if (j->skip || j->err)
+            continue;
         for (int s = 0; s < j->tr.n_segments; s++) {
-            char idx[16], st[32], en[32], lp[32], ns[32];
             kiln_segment_t *sg = &j->tr.segments[s];
-            snprintf(idx, sizeof(idx), "%d", s);
-            snprintf(st, sizeof(st), "%lld", (long long)sg->start_ms);
-            snprintf(en, sizeof(en), "%lld", (long long)sg->end_ms);
-            snprintf(lp, sizeof(lp), "%.4f", sg->avg_logprob);
-            snprintf(ns, sizeof(ns), "%.4f", sg->no_speech_prob);
-            const char *q[7] = {j->job.id, idx, st, en, sg->text ? sg->text : "", lp, ns};
-            r = kiln_pg_execp(pg,
-                              "INSERT INTO segments (job_id, idx, start_ms, end_ms, text, avg_logprob,"
-                              " no_speech_prob) VALUES ($1, $2::int, $3::bigint, $4::bigint, $5,"
-                              " $6::real, $7::real) ON CONFLICT DO NOTHING",
-                              7, q, errstr, errstr_size);
-            if (!r)
-                goto fail;
-            PQclear(r);
+            kiln_pg_array_add(&a[0], j->job.id);
+            snprintf(num, sizeof(num), "%d", s);
+            kiln_pg_array_add(&a[1], num);
+            snprintf(num, sizeof(num), "%lld", (long long)sg->start_ms);
+            kiln_pg_array_add(&a[2], num);
+            snprintf(num, sizeof(num), "%lld", (long long)sg->end_ms);
+            kiln_pg_array_add(&a[3], num);
+            kiln_pg_array_add(&a[4], sg->text ? sg->text : "");
+            snprintf(num, sizeof(num), "%.4f", sg->avg_logprob);
+            kiln_pg_array_add(&a[5], num);
+            snprintf(num, sizeof(num), "%.4f", sg->no_speech_prob);
+            kiln_pg_array_add(&a[6], num);
         }
+    }
+    if (kiln_tx_exec(pg,
+                     "INSERT INTO segments (job_id, idx, start_ms, end_ms, text, avg_logprob,"
+                     " no_speech_prob) SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[],"
+                     " $4::bigint[], $5::text[], $6::real[], $7::real[]) ON CONFLICT DO NOTHING",
+                     a, 7, NULL, 0, errstr, errstr_size))
+        goto fail;
+    for (int i = 0; i < n; i++) {
+        kiln_wjob_t *j = &jobs[i];
+        if (j->skip || j->err)
+            continue;
         for (int k = 0; k < j->n_artifacts; k++) {
-            snprintf(bytes, sizeof(bytes), "%lld", j->artifacts[k].bytes);
-            const char *a[5] = {j->job.id, j->artifacts[k].kind, j->artifacts[k].uri, bytes,
-                                j->artifacts[k].sha};
-            r = kiln_pg_execp(pg,
-                              "INSERT INTO artifacts (job_id, kind, uri, bytes, sha256)"
-                              " VALUES ($1, $2, $3, $4::bigint, $5) ON CONFLICT DO NOTHING",
-                              5, a, errstr, errstr_size);
-            if (!r)
-                goto fail;
-            PQclear(r);
+            kiln_pg_array_add(&a[0], j->job.id);
+            kiln_pg_array_add(&a[1], j->artifacts[k].kind);
+            kiln_pg_array_add(&a[2], j->artifacts[k].uri);
+            snprintf(num, sizeof(num), "%lld", j->artifacts[k].bytes);
+            kiln_pg_array_add(&a[3], num);
+            kiln_pg_array_add(&a[4], j->artifacts[k].sha);
         }
-        const char *u[2] = {j->job.id, kw->id};
-        r = kiln_pg_execp(pg,
-                          "UPDATE jobs SET status = 'done', finished_at = now(), worker = $2,"
-                          " error = NULL, error_detail = NULL"
-                          " WHERE id = $1 AND status NOT IN ('done', 'dead')",
-                          2, u, errstr, errstr_size);
-        if (!r)
-            goto fail;
-        PQclear(r);
     }
+    if (kiln_tx_exec(pg,
+                     "INSERT INTO artifacts (job_id, kind, uri, bytes, sha256) SELECT * FROM"
+                     " unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])"
+                     " ON CONFLICT DO NOTHING",
+                     a, 5, NULL, 0, errstr, errstr_size))
+        goto fail;
+    /* 6. job status */
+    for (int i = 0; i < n; i++)
+        if (!jobs[i].skip && !jobs[i].err)
+            kiln_pg_array_add(&a[0], jobs[i].job.id);
+    if (kiln_tx_exec(pg,
+                     "UPDATE jobs SET status = 'done', finished_at = now(), worker = $2,"
+                     " error = NULL, error_detail = NULL FROM unnest($1::text[]) AS u(id)"
+                     " WHERE jobs.id = u.id AND jobs.status NOT IN ('done', 'dead')",
+                     a, 1, topic_worker + 1, 1, errstr, errstr_size))
+        goto fail;
+    /* 7. the next offset of every partition in the batch */
     for (int k = 0; k < n_owns; k++) {
-        kiln_own_t *o = &kw->own[owns[k]];
-        char ps[16], off[32];
-        snprintf(ps, sizeof(ps), "%d", o->partition);
-        snprintf(off, sizeof(off), "%lld", next[k]);
-        const char *p[3] = {o->topic, ps, off};
-        PGresult *r = kiln_pg_execp(pg,
-                                    "INSERT INTO offsets (topic, kpartition, next_offset, updated_at)"
-                                    " VALUES ($1, $2::int, $3::bigint, now())"
-                                    " ON CONFLICT (topic, kpartition) DO UPDATE"
-                                    " SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-                                    3, p, errstr, errstr_size);
-        if (!r)
-            goto fail;
-        PQclear(r);
+        snprintf(num, sizeof(num), "%d", kw->own[owns[k]].partition);
+        kiln_pg_array_add(&a[0], num);
+        snprintf(num, sizeof(num), "%lld", next[k]);
+        kiln_pg_array_add(&a[1], num);
     }
+    if (kiln_tx_exec(pg,
+                     "INSERT INTO offsets (topic, kpartition, next_offset, updated_at)"
+                     " SELECT $3, part, off, now() FROM unnest($1::int[], $2::bigint[]) AS u(part, off)"
+                     " ON CONFLICT (topic, kpartition) DO UPDATE"
+                     " SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+                     a, 2, topic_worker, 1, errstr, errstr_size))
+        goto fail;
     if (kiln_pg_exec(pg, "COMMIT", errstr, errstr_size))
         return KILN_ERR_PG;
     for (int k = 0; k < n_owns; k++)
@@ -583,6 +647,8 @@ static kiln_err_t kiln_batch_commit_tx(kiln_worker_t *kw, kiln_wjob_t *jobs, int
     return KILN_OK;
 fail: {
     char e2[128];
+    for (int i = 0; i < 8; i++)
+        free(a[i].buf);
     kiln_pg_exec(pg, "ROLLBACK", e2, sizeof(e2));
     return KILN_ERR_PG;
 }
@@ -638,6 +704,16 @@ kiln_err_t kiln_worker_process_batch(kiln_worker_t *kw, kiln_wjob_t *jobs, int n
         return err;
     if ((err = kiln_batch_artifacts(kw, jobs, n)) != KILN_OK)
         return err;
+    /* artifacts durable before the transaction that references them */
+    for (int attempt = 0;; attempt++) {
+        char errstr[512];
+        if (kiln_store_sync(kw->store, errstr, sizeof(errstr)) == KILN_OK)
+            break;
+        kw->stats.retries++;
+        KILN_LOG_WARN("%s; retrying", errstr);
+        if (!kiln_worker_backoff(kw, attempt < 5 ? 200 << attempt : 5000))
+            return KILN_ERR__STOPPED;
+    }
     for (int attempt = 0; (err = kiln_batch_dlq(kw, jobs, n)) != KILN_OK; attempt++) {
         kw->stats.retries++;
         if (!kiln_worker_backoff(kw, attempt < 5 ? 200 << attempt : 5000))

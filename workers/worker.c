@@ -263,6 +263,7 @@ kiln_worker_t *kiln_worker_new(const kiln_conf_t *conf, char *errstr, size_t err
     kw->store = kiln_store_new(conf, errstr, errstr_size);
     if (!kw->store)
         goto fail;
+    kiln_store_set_deferred_sync(kw->store, 1); /* one sync per batch, before the commit */
     kw->pg = kiln_pg_connect(conf, "kiln-worker", errstr, errstr_size);
     if (!kw->pg)
         goto fail;

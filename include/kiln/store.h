@@ -59,6 +59,16 @@ kiln_err_t kiln_store_key_check(const char *key);
 kiln_err_t kiln_store_result_key(char *out, size_t out_size, const char *tenant,
                                  const char *job_id, const char *name);
 
+/**
+ * Deferred durability: with \p on, file:// puts skip their per-object fsyncs
+ * and kiln_store_sync() makes every earlier put durable at once (one
+ * syncfs). The worker turns this on and syncs once per batch, before the
+ * transaction that references the objects. S3 puts are durable when they
+ * return, so for s3:// both calls change nothing.
+ */
+void kiln_store_set_deferred_sync(kiln_store_t *st, int on);
+kiln_err_t kiln_store_sync(kiln_store_t *st, char *errstr, size_t errstr_size);
+
 /** Writes \p len bytes under \p key (atomically for file://: temp + rename). */
 kiln_err_t kiln_store_put(kiln_store_t *st, const char *key, const void *data, size_t len,
                           char *errstr, size_t errstr_size);
