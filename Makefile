@@ -27,10 +27,10 @@ OPT ?= -O2
 CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation -Iinclude -I. -I/usr/include/postgresql -fPIC -MMD -MP \
           -D_GNU_SOURCE -pthread $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS) -pthread
-LIBS := -lrdkafka -lpq -lsndfile -ljansson -lsoxr -lcurl -lcrypto -lopenblas -lfftw3f -lm
+LIBS := -lrdkafka -lpq -lsndfile -ljansson -lsoxr -lcurl -lcrypto -lmicrohttpd -lopenblas -lfftw3f -lm
 
 DEB_PKGS := gcc make pkg-config librdkafka-dev libpq-dev libsndfile1-dev libjansson-dev \
-            libsoxr-dev libcurl4-openssl-dev libssl-dev libopenblas-dev libfftw3-dev uuid-dev \
+            libsoxr-dev libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libopenblas-dev libfftw3-dev uuid-dev \
             postgresql-15 postgresql-client-15 espeak-ng libespeak-ng-dev sox
 
 LIB_SRCS := $(wildcard lib/*.c producers/*.c workers/*.c scheduler/*.c kernels/*.c \

@@ -88,13 +88,19 @@ void kiln_conf_destroy(kiln_conf_t *conf) {
 
 kiln_conf_t *kiln_conf_dup(const kiln_conf_t *src) {
     kiln_conf_t *conf = kiln_conf_new();
-    char errstr[256];
     for (unsigned i = 0; i < kiln_conf_table_n; i++) {
         free(conf->vals[i]);
         conf->vals[i] = kiln_xstrdup(src->vals[i]);
     }
-    for (int i = 0; i < src->n_pass; i++)
-        kiln_conf_set(conf, src->pass[i].key, src->pass[i].val, errstr, sizeof(errstr));
+    /* values are copied verbatim: an "@file:" value was already expanded */
+    conf->cap_pass = conf->n_pass = src->n_pass;
+    conf->pass = calloc(src->n_pass ? src->n_pass : 1, sizeof(*conf->pass));
+    if (!conf->pass)
+        abort();
+    for (int i = 0; i < src->n_pass; i++) {
+        conf->pass[i].key = kiln_xstrdup(src->pass[i].key);
+        conf->pass[i].val = kiln_xstrdup(src->pass[i].val);
+    }
     return conf;
 }
 

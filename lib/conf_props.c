@@ -57,11 +57,13 @@ const kiln_prop_t kiln_conf_table[] = {
     {"worker.id", KILN_PROP_STR, "", 0, 0, W,
      "Worker id, unique in the fleet. Empty: <hostname>-<pid>."},
     {"worker.engine", KILN_PROP_STR, "whisper", 0, 0, W,
-     "Engine that runs transcribe jobs: whisper (Whisper in C) or null (decode + measure, "
-     "no model; for overhead benchmarks)."},
+     "Engine that runs transcribe jobs: whisper (Whisper in C), null (decode + measure, "
+     "no model; for overhead benchmarks) or pace (null + a fixed time per audio second)."},
     {"worker.model", KILN_PROP_STR, "", 0, 0, W,
      "Model directory or file for the engine (whisper: a CTranslate2 directory or a whisper.cpp "
      "ggml-*.bin; empty: ./var/models/whisper-tiny.en, fetched by `make models`)."},
+    {"worker.pace_us_per_unit", KILN_PROP_INT, "10000", 0, 60000000, W,
+     "pace engine only: wall time spent per work unit (audio second), in microseconds."},
     {"worker.gpu", KILN_PROP_STR, "none", 0, 0, W, "GPU this worker runs on (label only)."},
     {"worker.slots", KILN_PROP_INT, "1", 1, 64, W, "Concurrent batches a worker runs."},
     {"worker.max_batch", KILN_PROP_INT, "16", 1, 4096, W,
@@ -91,6 +93,20 @@ const kiln_prop_t kiln_conf_table[] = {
      "How often the scheduler recomputes the assignment."},
     {"scheduler.worker_timeout_ms", KILN_PROP_INT, "10000", 100, 3600000, S,
      "A worker silent for this long loses its partitions."},
+
+    {"scheduler.policy", KILN_PROP_STR, "kiln", 0, 0, S,
+     "kiln: move partitions by queued work and measured throughput (docs/scheduler.md); "
+     "static: balanced, sticky round-robin."},
+    {"scheduler.hysteresis_pct", KILN_PROP_INT, "10", 0, 100, S,
+     "Move partitions only if the expected drain time improves by more than this percentage."},
+    {"scheduler.min_dwell_ms", KILN_PROP_INT, "30000", 0, 3600000, S,
+     "A partition stays this long with a new owner unless its owner dies or its deadline is at risk."},
+    {"scheduler.move_cost_ms", KILN_PROP_INT, "2000", 0, 3600000, S,
+     "Expected cost of handing one partition over (finish in flight, commit, refetch)."},
+    {"scheduler.target_drain_ms", KILN_PROP_INT, "300000", 1000, BIG, S,
+     "Autoscaling signal: desired workers per modality drain the expected backlog in this time."},
+    {"scheduler.default_throughput", KILN_PROP_INT, "10", 1, 1000000, S,
+     "Work units per second assumed for a worker before its throughput is measured."},
 
     /* producer */
     {"producer.wait_timeout_ms", KILN_PROP_INT, "0", 0, BIG, P,

@@ -34,7 +34,7 @@ static int kiln_charset_ok(const char *s, size_t maxlen, const char *extra) {
 int kiln_job_id_valid(const char *id) { return kiln_charset_ok(id, KILN_JOB_ID_MAX, "._:-"); }
 int kiln_tenant_valid(const char *t) { return kiln_charset_ok(t, KILN_TENANT_MAX, "_-"); }
 
-/* Depth of JSON nesting, scanning outside strings; -1 if unbalanced. */
+/* Deepest JSON nesting, counted outside strings. */
 static int kiln_json_depth(const char *buf, size_t len) {
     int depth = 0, max = 0, in_str = 0;
     for (size_t i = 0; i < len; i++) {
@@ -88,7 +88,7 @@ kiln_err_t kiln_job_parse(const void *buf, size_t len, const kiln_job_limits_t *
         return KILN_ERR_TOO_LARGE;
     }
     json_error_t jerr;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK, &jerr);
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         snprintf(errstr, errstr_size, "invalid JSON: %s at line %d column %d", jerr.text,
                  jerr.line, jerr.column);
@@ -150,13 +150,18 @@ kiln_err_t kiln_job_parse(const void *buf, size_t len, const kiln_job_limits_t *
         snprintf(errstr, errstr_size, "fields of \"input\" must be strings");
         return KILN_ERR_BAD_JOB;
     }
+    if ((job->input_uri && !*job->input_uri) || (job->inline_b64 && !*job->inline_b64) ||
+        (job->text && !*job->text)) {
+        snprintf(errstr, errstr_size, "field \"input\" has an empty value");
+        return KILN_ERR_BAD_JOB;
+    }
     int n_in = !!job->input_uri + !!job->inline_b64 + !!job->text;
     if (n_in != 1) {
         snprintf(errstr, errstr_size,
                  "field \"input\" must have exactly one of \"uri\", \"inline_b64\", \"text\"");
         return KILN_ERR_BAD_JOB;
     }
-    if (job->inline_b64 && strlen(job->inline_b64) > lim->max_inline_bytes * 4 / 3 + 4) {
+    if (job->inline_b64 && strlen(job->inline_b64) > (lim->max_inline_bytes + 2) / 3 * 4) {
         snprintf(errstr, errstr_size, "inline payload is over the limit of %zu bytes",
                  lim->max_inline_bytes);
         return KILN_ERR_TOO_LARGE;

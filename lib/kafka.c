@@ -130,7 +130,10 @@ rd_kafka_t *kiln_kafka_consumer_new(const kiln_conf_t *conf, const char *client_
         kiln_kafka_set(rc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
         kiln_kafka_set(rc, "auto.offset.reset", "error", errstr, errstr_size) ||
         kiln_kafka_set(rc, "client.id", client_id, errstr, errstr_size) ||
-        kiln_kafka_set(rc, "enable.partition.eof", "false", errstr, errstr_size)) {
+        kiln_kafka_set(rc, "enable.partition.eof", "false", errstr, errstr_size) ||
+        /* bounded prefetch: the worker's memory budget covers the rest */
+        (!*kiln_conf_get(conf, "kafka.queued.max.messages.kbytes") &&
+         kiln_kafka_set(rc, "queued.max.messages.kbytes", "16384", errstr, errstr_size))) {
         rd_kafka_conf_destroy(rc);
         return NULL;
     }

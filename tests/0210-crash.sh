@@ -3,7 +3,9 @@
 # row and there are no duplicate artifacts.
 . "$(dirname "$0")/lib.sh"
 N=${CRASH_JOBS:-2000}
-check "stack up" stack_up --workers 2 --set worker.max_batch=8
+# the pace engine takes 10 ms per job here, so the kills land mid-batch
+check "stack up" stack_up --workers 2 --set worker.max_batch=8 --set worker.engine=pace \
+    --set worker.pace_us_per_unit=10000
 tone "$TMPROOT/a.wav" 1.0
 files=(); for i in $(seq "$N"); do files+=("$TMPROOT/a.wav"); done
 "$KILN" submit "${files[@]}" > "$TMPROOT/ids" 2> "$TMPROOT/submit.err" &
@@ -18,8 +20,7 @@ while :; do
     kills=$((kills+1)); echo "# kill -9 worker w$w (pid $pid) at $(q "SELECT count(*) FROM jobs WHERE status='done'") done"
   fi
   sleep 0.2
-  "$KILN" up --workers 2 --set scheduler.worker_timeout_ms=3000 --set worker.heartbeat_ms=300 \
-      --set worker.max_batch=8 > /dev/null 2>&1
+  "$KILN" up --workers 2 > /dev/null 2>&1   # restarts the killed worker (settings from stack.conf)
   done_n=$(q "SELECT count(*) FROM jobs WHERE status IN ('done','dead')")
   if [ "$kills" -ge 3 ] && { [ "$done_n" -ge "$N" ] || [ "$kills" -ge 8 ]; }; then break; fi
 done

@@ -8,6 +8,8 @@ echo "not audio" > "$TMPROOT/bad.wav"
 check "jobs terminal" wait_until 30 all_terminal
 # give one transcript searchable text (the null engine writes none)
 q "UPDATE transcripts SET text = 'the invention of the printing press' WHERE job_id = (SELECT min(job_id) FROM transcripts)" > /dev/null
+# and segments, as a model would write them
+q "INSERT INTO segments (job_id, idx, start_ms, end_ms, text) SELECT min(job_id), 0, 0, 500, 'the invention' FROM transcripts" > /dev/null
 n=0
 while IFS= read -r -d '' block; do
   n=$((n+1))

@@ -12,10 +12,12 @@
 
 extern const kiln_engine_ops_t kiln_engine_null_ops;
 extern const kiln_engine_ops_t kiln_engine_whisper_ops;
+extern const kiln_engine_ops_t kiln_engine_pace_ops;
 
 static const kiln_engine_ops_t *const kiln_engines[] = {
     &kiln_engine_null_ops,
     &kiln_engine_whisper_ops,
+    &kiln_engine_pace_ops,
 };
 #define KILN_N_ENGINES (sizeof(kiln_engines) / sizeof(kiln_engines[0]))
 

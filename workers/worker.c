@@ -32,10 +32,10 @@ void kiln_worker_heartbeat(kiln_worker_t *kw, const char *status) {
     snprintf(stats, sizeof(stats),
              "{\"jobs_done\":%lld,\"jobs_dead\":%lld,\"jobs_skipped\":%lld,\"batches\":%lld,"
              "\"fenced\":%lld,\"retries\":%lld,\"lost_messages\":%lld,\"busy_s\":%.3f,"
-             "\"partitions\":%d}",
+             "\"partitions\":%d,\"throughput\":{\"transcribe\":%.3f}}",
              kw->stats.jobs_done, kw->stats.jobs_dead, kw->stats.jobs_skipped, kw->stats.batches,
              kw->stats.fenced, kw->stats.retries, kw->stats.lost_messages, kw->stats.busy_s,
-             kw->n_own);
+             kw->n_own, kw->stats.throughput);
     const char *p[8] = {kw->id, host, pid, kiln_conf_get(kw->conf, "worker.gpu"), slots,
                         kiln_engine_name(kw->engine), status, stats};
     kiln_pg_check(kw->pg);
@@ -363,7 +363,18 @@ kiln_err_t kiln_worker_run(kiln_worker_t *kw, volatile sig_atomic_t *run) {
             continue;
         double t0 = kiln_worker_now();
         kiln_err_t err = kiln_worker_process_batch(kw, jobs, n);
-        kw->stats.busy_s += kiln_worker_now() - t0;
+        double dt = kiln_worker_now() - t0;
+        kw->stats.busy_s += dt;
+        if (err == KILN_OK) { /* measured throughput for the scheduler */
+            double units = 0;
+            for (int i = 0; i < n; i++)
+                if (!jobs[i].skip && !jobs[i].err)
+                    units += jobs[i].tr.duration_s;
+            if (units > 0 && dt > 0)
+                kw->stats.throughput = kw->stats.throughput > 0
+                                           ? 0.7 * kw->stats.throughput + 0.3 * (units / dt)
+                                           : units / dt;
+        }
         kiln_worker_batch_free(jobs, n);
         if (err == KILN_ERR__FENCED) /* lost a partition: re-read and re-seek */
             kiln_worker_refresh_assignment(kw, 1);

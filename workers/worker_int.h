@@ -12,6 +12,7 @@
 #include "kiln/audio.h"
 #include "kiln/engine.h"
 #include "kiln/job.h"
+#include "kiln/metrics.h"
 #include "kiln/store.h"
 #include "kiln/worker.h"
 
@@ -30,6 +31,7 @@ typedef struct kiln_wjob_s {
     int own_idx;            /* index into kw->own */
     int skip;               /* already terminal elsewhere: just advance */
     int attempts;
+    double queue_s;         /* enqueued_at -> claim, on the database clock (metrics) */
     kiln_err_t err;         /* non-OK: goes to the DLQ */
     char errstr[512];
     void *input;
@@ -48,7 +50,23 @@ typedef struct kiln_wjob_s {
 typedef struct kiln_wstats_s {
     long long jobs_done, jobs_dead, jobs_skipped, batches, fenced, retries, lost_messages;
     double busy_s;
+    double throughput; /* EWMA of work units (audio seconds) per second of batch time */
 } kiln_wstats_t;
+
+/* Prometheus metrics (docs/monitoring.md): updated on the worker thread,
+ * served by the registry's own HTTP thread. */
+#define KILN_WM_PARTS 1024 /* partitions with their own work-unit estimate */
+typedef struct kiln_wmetrics_s {
+    kiln_metrics_t *reg;
+    kiln_metric_t *up, *exec_count, *inf_count, *queue_us, *compute_us, *batch_size,
+        *batch_seconds, *latency, *jobs, *dlq, *retries, *lost, *fenced, *busy, *work_units,
+        *resident, *lag, *depth, *backlog_wu, *partitions;
+    char model[160];  /* model label: engine[:model file] */
+    char *port_file;  /* <stack.dir>/run/worker-<id>.metrics, removed on exit */
+    double last_sample;
+    double wu_mean[KILN_WM_PARTS + 1]; /* EWMA of kiln-work-units per message; [KILN_WM_PARTS]: all */
+    int wu_seen[KILN_WM_PARTS + 1];
+} kiln_wmetrics_t;
 
 struct kiln_worker_s {
     kiln_conf_t *conf;
@@ -73,6 +91,7 @@ struct kiln_worker_s {
     kiln_wstats_t stats;
     volatile sig_atomic_t *run;
     double last_hb;
+    kiln_wmetrics_t m;
 };
 
 /* worker.c */
@@ -81,6 +100,11 @@ void kiln_worker_heartbeat(kiln_worker_t *kw, const char *status);
 int kiln_worker_find_own(kiln_worker_t *kw, const char *topic, int partition);
 /* Sleeps \p ms while heartbeating; returns 0 if asked to stop meanwhile. */
 int kiln_worker_backoff(kiln_worker_t *kw, long long ms);
+
+/* worker.c: metrics. sample: consumer lag, queue depth and backlog per owned
+ * partition (at most every 2 s; call it often); stats: mirror kw->stats. */
+void kiln_worker_metrics_sample(kiln_worker_t *kw);
+void kiln_worker_metrics_stats(kiln_worker_t *kw);
 
 /* batch.c: processes and commits jobs[0..n-1]; returns KILN_OK, or
  * KILN_ERR__STOPPED when shutdown interrupted a retry loop (nothing
