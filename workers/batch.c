@@ -124,7 +124,7 @@ static kiln_err_t kiln_batch_claim(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) 
         " ON CONFLICT (id) DO UPDATE SET status = 'running', attempts = j.attempts + 1,"
         "   worker = $4, started_at = coalesce(j.started_at, now())"
         "   WHERE j.status IN ('queued', 'running')"
-        " RETURNING id, attempts",
+        " RETURNING id, attempts, extract(epoch FROM clock_timestamp() - j.enqueued_at)",
         6, p, errstr, sizeof(errstr));
     free(ids.buf);
     free(tenants.buf);
@@ -142,6 +142,7 @@ static kiln_err_t kiln_batch_claim(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) 
             if (!strcmp(jobs[i].job.id, id)) {
                 jobs[i].skip = 0;
                 jobs[i].attempts = atoi(PQgetvalue(r, k, 1));
+                jobs[i].queue_s = atof(PQgetvalue(r, k, 2));
             }
     }
     PQclear(r);
@@ -274,7 +275,14 @@ static kiln_err_t kiln_batch_run(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
         reqs[m].language = j->job.language;
         map[m++] = i;
     }
+    double t0 = kiln_worker_now();
     kiln_err_t err = m ? kiln_engine_run_batch(kw->engine, reqs, m, outs) : KILN_OK;
+    if (m) {
+        const char *const *ml = KILN_LABELS(kw->m.model);
+        kiln_metric_add(kw->m.exec_count, ml, 1);
+        kiln_metric_add(kw->m.inf_count, ml, m);
+        kiln_metric_add(kw->m.compute_us, ml, (kiln_worker_now() - t0) * 1e6 * m);
+    }
     for (int k = 0; k < m; k++) {
         kiln_wjob_t *j = &jobs[map[k]];
         if (err) {
@@ -691,7 +699,38 @@ static void kiln_batch_events(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
     rd_kafka_poll(kw->producer, 0);
 }
 
+/* Metrics of a committed batch (docs/monitoring.md). Job latency is the
+ * database-clock wait until the claim plus this worker's time since then. */
+static void kiln_batch_metrics(kiln_worker_t *kw, kiln_wjob_t *jobs, int n, double t_start,
+                               double t_claim) {
+    kiln_wmetrics_t *wm = &kw->m;
+    double now = kiln_worker_now();
+    const char *mod = kw->modality;
+    kiln_metrics_lock(wm->reg);
+    kiln_metric_observe(wm->batch_size, KILN_LABELS(mod), n);
+    kiln_metric_observe(wm->batch_seconds, KILN_LABELS(mod), now - t_start);
+    for (int i = 0; i < n; i++) {
+        kiln_wjob_t *j = &jobs[i];
+        if (j->skip) {
+            kiln_metric_add(wm->jobs, KILN_LABELS(mod, "skipped"), 1);
+            continue;
+        }
+        kiln_metric_observe(wm->latency, KILN_LABELS(mod), j->queue_s + (now - t_claim));
+        kiln_metric_add(wm->queue_us, KILN_LABELS(wm->model), j->queue_s * 1e6);
+        if (j->err) {
+            kiln_metric_add(wm->jobs, KILN_LABELS(mod, "dead"), 1);
+            kiln_metric_add(wm->dlq, KILN_LABELS(mod, kiln_err2name(j->err)), 1);
+        } else {
+            kiln_metric_add(wm->jobs, KILN_LABELS(mod, "done"), 1);
+            kiln_metric_add(wm->work_units, KILN_LABELS(mod), j->tr.duration_s);
+        }
+    }
+    kiln_worker_metrics_stats(kw);
+    kiln_metrics_unlock(wm->reg);
+}
+
 kiln_err_t kiln_worker_process_batch(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
+    double t_start = kiln_worker_now();
     kiln_batch_parse(kw, jobs, n);
     kiln_err_t err;
     for (int attempt = 0; (err = kiln_batch_claim(kw, jobs, n)) != KILN_OK; attempt++) {
@@ -700,6 +739,7 @@ kiln_err_t kiln_worker_process_batch(kiln_worker_t *kw, kiln_wjob_t *jobs, int n
         if (!kiln_worker_backoff(kw, attempt < 5 ? 200 << attempt : 5000))
             return KILN_ERR__STOPPED;
     }
+    double t_claim = kiln_worker_now();
     if ((err = kiln_batch_run(kw, jobs, n)) != KILN_OK)
         return err;
     if ((err = kiln_batch_artifacts(kw, jobs, n)) != KILN_OK)
@@ -744,6 +784,7 @@ kiln_err_t kiln_worker_process_batch(kiln_worker_t *kw, kiln_wjob_t *jobs, int n
         else
             kw->stats.jobs_done++;
     }
+    kiln_batch_metrics(kw, jobs, n, t_start, t_claim);
     kiln_batch_events(kw, jobs, n);
     return KILN_OK;
 }

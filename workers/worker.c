@@ -228,6 +228,186 @@ int kiln_worker_backoff(kiln_worker_t *kw, long long ms) {
     return *kw->run != 0;
 }
 
+/* ---- metrics (docs/monitoring.md) ---- */
+
+#define KILN_WM_INTERVAL_S 2.0 /* lag sampling period */
+
+/* Registers the worker's metric families, starts the /metrics server on
+ * worker.metrics_addr (default 127.0.0.1) and worker.metrics_port (default 0:
+ * any free port; -1: no server) and writes the bound port to
+ * <stack.dir>/run/worker-<id>.metrics when that directory exists.
+ * @returns 0, or -1 with errstr when the server could not start. */
+static int kiln_worker_metrics_init(kiln_worker_t *kw, char *errstr, size_t errstr_size) {
+    static const double sizes[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
+    static const double lat[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+                                 120, 300, 600, 1800, 3600, 7200, 21600};
+    static const double bsec[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                  2.5, 5, 10, 30, 60, 120, 300};
+    kiln_wmetrics_t *wm = &kw->m;
+    kiln_metrics_t *r = wm->reg = kiln_metrics_new();
+    const char *mf = kiln_conf_get(kw->conf, "worker.model");
+    const char *base = strrchr(mf, '/');
+    snprintf(wm->model, sizeof(wm->model), "%s%s%s", kiln_engine_name(kw->engine), *mf ? ":" : "",
+             base ? base + 1 : mf);
+    wm->up = kiln_metrics_gauge(r, "kiln_worker_up", "1 while the worker runs, 0 once it drains.",
+                                "worker");
+    wm->resident = kiln_metrics_gauge(r, "kiln_model_resident",
+                                      "1 for each model loaded in this worker.", "model,modality");
+    wm->partitions = kiln_metrics_gauge(r, "kiln_assigned_partitions",
+                                        "Partitions assigned to this worker.", "modality");
+    wm->exec_count = kiln_metrics_counter(r, "kiln_inference_exec_count",
+                                          "Engine executions (batches run through the model).",
+                                          "model");
+    wm->inf_count = kiln_metrics_counter(r, "kiln_inference_count",
+                                         "Jobs run through the model (sum of batch sizes).", "model");
+    wm->queue_us = kiln_metrics_counter(
+        r, "kiln_inference_queue_duration_us",
+        "Cumulative time jobs waited from enqueue to claim by a worker, in microseconds.", "model");
+    wm->compute_us = kiln_metrics_counter(
+        r, "kiln_inference_compute_duration_us",
+        "Cumulative engine time per job (each job of a batch is charged the whole batch, as in "
+        "Triton), in microseconds.",
+        "model");
+    wm->batch_size = kiln_metrics_histogram(r, "kiln_batch_size",
+                                            "Messages per committed batch.", "modality", sizes,
+                                            (int)(sizeof(sizes) / sizeof(sizes[0])));
+    wm->batch_seconds = kiln_metrics_histogram(
+        r, "kiln_batch_duration_seconds",
+        "Time to process and commit one batch (claim, input, engine, artifacts, transaction).",
+        "modality", bsec, (int)(sizeof(bsec) / sizeof(bsec[0])));
+    wm->latency = kiln_metrics_histogram(r, "kiln_job_latency_seconds",
+                                         "Job latency from enqueue to the commit of its result.",
+                                         "modality", lat, (int)(sizeof(lat) / sizeof(lat[0])));
+    wm->jobs = kiln_metrics_counter(r, "kiln_jobs_total",
+                                    "Jobs committed, by outcome (done, dead, skipped: already "
+                                    "terminal).",
+                                    "modality,status");
+    wm->dlq = kiln_metrics_counter(r, "kiln_dlq_total", "Jobs dead-lettered, by reason.",
+                                   "modality,reason");
+    wm->retries = kiln_metrics_counter(r, "kiln_retries_total",
+                                       "Retries of transient failures (store, Postgres, broker).",
+                                       NULL);
+    wm->lost = kiln_metrics_counter(r, "kiln_messages_lost_total",
+                                    "Messages the broker dropped before this worker read them.",
+                                    NULL);
+    wm->fenced = kiln_metrics_counter(r, "kiln_fenced_batches_total",
+                                      "Batches not committed: the partition moved (stale epoch).",
+                                      NULL);
+    wm->busy = kiln_metrics_counter(r, "kiln_busy_seconds_total",
+                                    "Seconds spent processing batches (rate = busy fraction).", NULL);
+    wm->work_units = kiln_metrics_counter(r, "kiln_work_units_total",
+                                          "Work units of done jobs (audio seconds for transcribe).",
+                                          "modality");
+    wm->lag = kiln_metrics_gauge(r, "kiln_consumer_lag",
+                                 "High watermark minus the offset committed in Postgres, per "
+                                 "owned partition.",
+                                 "topic,partition");
+    wm->depth = kiln_metrics_gauge(r, "kiln_queue_depth_messages",
+                                   "Messages queued and not yet committed, per owned partition.",
+                                   "modality,partition");
+    wm->backlog_wu = kiln_metrics_gauge(
+        r, "kiln_backlog_work_units",
+        "Estimated work units queued per owned partition: queue depth x the moving mean of the "
+        "kiln-work-units header of the partition's recent messages.",
+        "modality,partition");
+    kiln_metrics_gpu_register(r);
+    kiln_metric_set(wm->up, KILN_LABELS(kw->id), 1);
+    kiln_metric_set(wm->resident, KILN_LABELS(wm->model, kw->modality), 1);
+    kiln_metric_set(wm->partitions, KILN_LABELS(kw->modality), 0);
+
+    const char *ps = kiln_conf_get(kw->conf, "worker.metrics_port"); /* "" when unknown */
+    int port = *ps ? atoi(ps) : 0;
+    if (port < 0)
+        return 0;
+    const char *addr = kiln_conf_get(kw->conf, "worker.metrics_addr");
+    port = kiln_metrics_server_start(r, *addr ? addr : "127.0.0.1", port, errstr, errstr_size);
+    if (port < 0)
+        return -1;
+    KILN_LOG_INFO("metrics on http://%s:%d/metrics", *addr ? addr : "127.0.0.1", port);
+    char rel[192];
+    snprintf(rel, sizeof(rel), "run/worker-%s.metrics", kw->id);
+    char *path = kiln_conf_stack_path(kw->conf, rel);
+    FILE *fp = fopen(path, "w");
+    if (fp) {
+        fprintf(fp, "%d\n", port);
+        fclose(fp);
+        wm->port_file = path;
+    } else
+        free(path); /* no run directory: not an embedded stack */
+    return 0;
+}
+
+/* Notes the kiln-work-units header of a message taken into a batch (the
+ * per-partition estimate behind kiln_backlog_work_units). */
+static void kiln_worker_metrics_fetched(kiln_worker_t *kw, const rd_kafka_message_t *m) {
+    char wu[32];
+    if (!kiln_kafka_header(m, "kiln-work-units", wu, sizeof(wu)))
+        return;
+    double v = atof(wu);
+    int idx[2] = {m->partition >= 0 && m->partition < KILN_WM_PARTS ? m->partition : -1,
+                  KILN_WM_PARTS};
+    for (int k = 0; k < 2; k++) {
+        int i = idx[k];
+        if (i < 0)
+            continue;
+        kw->m.wu_mean[i] = kw->m.wu_seen[i] ? 0.8 * kw->m.wu_mean[i] + 0.2 * v : v;
+        kw->m.wu_seen[i] = 1;
+    }
+}
+
+void kiln_worker_metrics_stats(kiln_worker_t *kw) {
+    kiln_wmetrics_t *wm = &kw->m;
+    kiln_metric_set(wm->retries, NULL, (double)kw->stats.retries);
+    kiln_metric_set(wm->lost, NULL, (double)kw->stats.lost_messages);
+    kiln_metric_set(wm->fenced, NULL, (double)kw->stats.fenced);
+    kiln_metric_set(wm->busy, NULL, kw->stats.busy_s);
+}
+
+/* Lag of every owned partition: the high watermark (one ListOffsets round
+ * trip for all partitions, librdkafka's cached value when the broker does not
+ * answer within 1 s) minus the next offset committed in Postgres. */
+void kiln_worker_metrics_sample(kiln_worker_t *kw) {
+    kiln_wmetrics_t *wm = &kw->m;
+    double now = kiln_worker_now();
+    if (!wm->reg || !kw->consumer || now - wm->last_sample < KILN_WM_INTERVAL_S)
+        return;
+    wm->last_sample = now;
+    int n = kw->n_own;
+    rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(n ? n : 1);
+    for (int i = 0; i < n; i++) /* OFFSET_END as a "timestamp" asks for the log end */
+        rd_kafka_topic_partition_list_add(tl, kw->own[i].topic, kw->own[i].partition)->offset =
+            RD_KAFKA_OFFSET_END;
+    rd_kafka_resp_err_t err = n ? rd_kafka_offsets_for_times(kw->consumer, tl, 1000)
+                                : RD_KAFKA_RESP_ERR_NO_ERROR;
+    kiln_metrics_lock(wm->reg); /* a scrape sees the whole set or none of it */
+    kiln_metric_clear(wm->lag);
+    kiln_metric_clear(wm->depth);
+    kiln_metric_clear(wm->backlog_wu);
+    for (int i = 0; i < n; i++) {
+        kiln_own_t *o = &kw->own[i];
+        int64_t lo = -1, hi = -1;
+        rd_kafka_topic_partition_t *e = &tl->elems[i];
+        if (!err && !e->err && e->offset >= 0)
+            hi = e->offset;
+        else if (rd_kafka_get_watermark_offsets(kw->consumer, o->topic, o->partition, &lo, &hi) ||
+                 hi < 0)
+            continue; /* unknown: no series rather than a wrong one */
+        long long committed = o->next_offset >= 0 ? o->next_offset : 0;
+        double depth = hi > committed ? (double)(hi - committed) : 0;
+        char ps[16];
+        snprintf(ps, sizeof(ps), "%d", o->partition);
+        int wi = o->partition < KILN_WM_PARTS && kw->m.wu_seen[o->partition] ? o->partition
+                                                                              : KILN_WM_PARTS;
+        kiln_metric_set(wm->lag, KILN_LABELS(o->topic, ps), depth);
+        kiln_metric_set(wm->depth, KILN_LABELS(kw->modality, ps), depth);
+        kiln_metric_set(wm->backlog_wu, KILN_LABELS(kw->modality, ps), depth * wm->wu_mean[wi]);
+    }
+    kiln_metric_set(wm->partitions, KILN_LABELS(kw->modality), n);
+    kiln_worker_metrics_stats(kw);
+    kiln_metrics_unlock(wm->reg);
+    rd_kafka_topic_partition_list_destroy(tl);
+}
+
 kiln_worker_t *kiln_worker_new(const kiln_conf_t *conf, char *errstr, size_t errstr_size) {
     kiln_worker_t *kw = calloc(1, sizeof(*kw));
     if (!kw) {
@@ -272,6 +452,8 @@ kiln_worker_t *kiln_worker_new(const kiln_conf_t *conf, char *errstr, size_t err
         goto fail;
     if (kiln_worker_connect_kafka(kw, errstr, errstr_size))
         goto fail;
+    if (kiln_worker_metrics_init(kw, errstr, errstr_size))
+        goto fail;
     return kw;
 fail:
     kiln_worker_destroy(kw);
@@ -314,6 +496,7 @@ kiln_err_t kiln_worker_run(kiln_worker_t *kw, volatile sig_atomic_t *run) {
             kiln_worker_refresh_assignment(kw, 0);
             last_refresh = now;
         }
+        kiln_worker_metrics_sample(kw);
         /* fill one batch */
         int n = 0;
         long long bytes = 0;
@@ -325,6 +508,10 @@ kiln_err_t kiln_worker_run(kiln_worker_t *kw, volatile sig_atomic_t *run) {
                 if (left <= 0)
                     break;
                 timeout_ms = (int)(left * 1000) + 1;
+                /* a long max_queue_delay_us: wake up to keep the lag metrics fresh */
+                kiln_worker_metrics_sample(kw);
+                if (timeout_ms > 1000)
+                    timeout_ms = 1000;
             }
             rd_kafka_message_t *m = rd_kafka_consumer_poll(kw->consumer, timeout_ms);
             if (!m) {
@@ -352,6 +539,7 @@ kiln_err_t kiln_worker_run(kiln_worker_t *kw, volatile sig_atomic_t *run) {
             jobs[n].msg = m;
             jobs[n].own_idx = oi;
             n++;
+            kiln_worker_metrics_fetched(kw, m);
             char ib[32];
             bytes += (long long)m->len;
             if (kiln_kafka_header(m, "kiln-input-bytes", ib, sizeof(ib)))
@@ -383,6 +571,8 @@ kiln_err_t kiln_worker_run(kiln_worker_t *kw, volatile sig_atomic_t *run) {
     }
     KILN_LOG_INFO("draining: in-flight batch committed; leaving the fleet");
     kiln_worker_heartbeat(kw, "stopped");
+    kiln_metric_set(kw->m.up, KILN_LABELS(kw->id), 0);
+    kiln_worker_metrics_stats(kw);
     free(jobs);
     return KILN_OK;
 }
@@ -390,6 +580,11 @@ kiln_err_t kiln_worker_run(kiln_worker_t *kw, volatile sig_atomic_t *run) {
 void kiln_worker_destroy(kiln_worker_t *kw) {
     if (!kw)
         return;
+    kiln_metrics_destroy(kw->m.reg); /* stops the /metrics server first */
+    if (kw->m.port_file) {
+        unlink(kw->m.port_file);
+        free(kw->m.port_file);
+    }
     if (kw->consumer) {
         rd_kafka_consumer_close(kw->consumer);
         rd_kafka_destroy(kw->consumer);
