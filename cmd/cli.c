@@ -30,6 +30,7 @@ int kiln_cli_load(kiln_cli_t *cli, const char *component) {
     if (kiln_conf_load_all(cli->conf, cli->conf_file, cli->sets, cli->n_sets, errstr,
                            sizeof(errstr))) {
         fprintf(stderr, "kiln: %s\n", errstr);
+        kiln_cli_free(cli);
         return -1;
     }
     kiln_log_set_level((kiln_log_level_t)kiln_log_level_parse(kiln_conf_get(cli->conf, "log.level")));

@@ -522,7 +522,9 @@ static kiln_err_t kiln_audio_open_path_(const char *path, SF_INFO *info, SNDFILE
     if (!*sfp) {
         kiln_audio_seterr_(errstr, errstr_size, "could not decode audio file \"%s\": %s", path,
                            sf_strerror(NULL));
-        close(fd);
+        /* no close(fd) here: with close_desc = 1 libsndfile has already closed
+         * it on failure, and closing again could close another thread's
+         * descriptor (seen: librdkafka's broker socket) */
         return KILN_ERR_BAD_INPUT;
     }
     return KILN_OK;

@@ -29,8 +29,19 @@ stack_down() {
   STACK_UP=0
 }
 
+# Sanitizer builds (make test SAN=1): any report in a daemon's log fails the test.
+check_sanitizer_logs() {
+  local hits
+  hits=$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$KILN_STACK_DIR"/log/*.log 2>/dev/null)
+  if [ -n "$hits" ]; then
+    echo "not ok - sanitizer report in: $hits"; FAILS=$((FAILS+1))
+    grep -h -A12 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' $hits | head -40 | sed 's/^/# /'
+  fi
+}
+
 cleanup() {
   stack_down
+  check_sanitizer_logs
   if [ "$FAILS" -gt 0 ] || [ -n "${KILN_KEEP:-}" ]; then
     echo "# test files kept in $TMPROOT"
     for f in "$KILN_STACK_DIR"/log/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 15 "$f"; }; done

@@ -250,7 +250,10 @@ static int kiln_worker_metrics_init(kiln_worker_t *kw, char *errstr, size_t errs
     snprintf(wm->model, sizeof(wm->model), "%s%s%s", kiln_engine_name(kw->engine), *mf ? ":" : "",
              base ? base + 1 : mf);
     wm->up = kiln_metrics_gauge(r, "kiln_worker_up", "1 while the worker runs, 0 once it drains.",
-                                "worker");
+                                NULL);
+    kiln_metric_t *info = kiln_metrics_gauge(r, "kiln_worker_info",
+                                             "Always 1; the labels describe this worker.",
+                                             "worker_id,engine,gpu,modality");
     wm->resident = kiln_metrics_gauge(r, "kiln_model_resident",
                                       "1 for each model loaded in this worker.", "model,modality");
     wm->partitions = kiln_metrics_gauge(r, "kiln_assigned_partitions",
@@ -302,6 +305,9 @@ static int kiln_worker_metrics_init(kiln_worker_t *kw, char *errstr, size_t errs
                                  "High watermark minus the offset committed in Postgres, per "
                                  "owned partition.",
                                  "topic,partition");
+    wm->committed = kiln_metrics_gauge(r, "kiln_consumer_committed_offset",
+                                       "Next offset committed in Postgres, per owned partition.",
+                                       "topic,partition");
     wm->depth = kiln_metrics_gauge(r, "kiln_queue_depth_messages",
                                    "Messages queued and not yet committed, per owned partition.",
                                    "modality,partition");
@@ -311,7 +317,11 @@ static int kiln_worker_metrics_init(kiln_worker_t *kw, char *errstr, size_t errs
         "kiln-work-units header of the partition's recent messages.",
         "modality,partition");
     kiln_metrics_gpu_register(r);
-    kiln_metric_set(wm->up, KILN_LABELS(kw->id), 1);
+    kiln_metric_set(wm->up, NULL, 1);
+    kiln_metric_set(info,
+                    KILN_LABELS(kw->id, kiln_engine_name(kw->engine),
+                                kiln_conf_get(kw->conf, "worker.gpu"), kw->modality),
+                    1);
     kiln_metric_set(wm->resident, KILN_LABELS(wm->model, kw->modality), 1);
     kiln_metric_set(wm->partitions, KILN_LABELS(kw->modality), 0);
 
@@ -381,6 +391,7 @@ void kiln_worker_metrics_sample(kiln_worker_t *kw) {
                                 : RD_KAFKA_RESP_ERR_NO_ERROR;
     kiln_metrics_lock(wm->reg); /* a scrape sees the whole set or none of it */
     kiln_metric_clear(wm->lag);
+    kiln_metric_clear(wm->committed);
     kiln_metric_clear(wm->depth);
     kiln_metric_clear(wm->backlog_wu);
     for (int i = 0; i < n; i++) {
@@ -399,6 +410,7 @@ void kiln_worker_metrics_sample(kiln_worker_t *kw) {
         int wi = o->partition < KILN_WM_PARTS && kw->m.wu_seen[o->partition] ? o->partition
                                                                               : KILN_WM_PARTS;
         kiln_metric_set(wm->lag, KILN_LABELS(o->topic, ps), depth);
+        kiln_metric_set(wm->committed, KILN_LABELS(o->topic, ps), (double)committed);
         kiln_metric_set(wm->depth, KILN_LABELS(kw->modality, ps), depth);
         kiln_metric_set(wm->backlog_wu, KILN_LABELS(kw->modality, ps), depth * wm->wu_mean[wi]);
     }
@@ -571,7 +583,7 @@ kiln_err_t kiln_worker_run(kiln_worker_t *kw, volatile sig_atomic_t *run) {
     }
     KILN_LOG_INFO("draining: in-flight batch committed; leaving the fleet");
     kiln_worker_heartbeat(kw, "stopped");
-    kiln_metric_set(kw->m.up, KILN_LABELS(kw->id), 0);
+    kiln_metric_set(kw->m.up, NULL, 0);
     kiln_worker_metrics_stats(kw);
     free(jobs);
     return KILN_OK;

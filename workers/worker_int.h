@@ -60,7 +60,7 @@ typedef struct kiln_wmetrics_s {
     kiln_metrics_t *reg;
     kiln_metric_t *up, *exec_count, *inf_count, *queue_us, *compute_us, *batch_size,
         *batch_seconds, *latency, *jobs, *dlq, *retries, *lost, *fenced, *busy, *work_units,
-        *resident, *lag, *depth, *backlog_wu, *partitions;
+        *resident, *lag, *committed, *depth, *backlog_wu, *partitions;
     char model[160];  /* model label: engine[:model file] */
     char *port_file;  /* <stack.dir>/run/worker-<id>.metrics, removed on exit */
     double last_sample;

@@ -25,6 +25,7 @@
  * owned by the calling thread (slots 0..3 are independent). It grows and
  * is reused, never shrunk, and is freed when the thread exits.
  */
+#include <cblas.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -33,7 +34,7 @@
 
 #include "kiln/kernels.h"
 
-extern void openblas_set_num_threads(int num_threads);
+
 
 #define KILN_POOL_MAX 256
 #define KILN_POOL_SPIN_NS 1000000L

@@ -24,6 +24,7 @@
 #ifndef KILN_KERNELS_CPU_VEC_H
 #define KILN_KERNELS_CPU_VEC_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -145,6 +146,39 @@ KILN_VINL kiln_vf kiln_v_erf(kiln_vf x) {
 /* GELU(x) = x/2 (1 + erf(x/sqrt 2)) */
 KILN_VINL kiln_vf kiln_v_gelu(kiln_vf x) {
     return 0.5f * x * (1.0f + kiln_v_erf(x * 0.70710678118654752f));
+}
+
+/* Softmax of one row of n values (y may equal x); a row of -INFINITY gives zeros. */
+KILN_VINL void kiln_v_softmax_row(float *y, const float *x, int n) {
+    const int nv = n & ~(KILN_VL - 1);
+    kiln_vf mv = kiln_v_set1(-INFINITY);
+    int i = 0;
+    for (; i < nv; i += KILN_VL)
+        mv = kiln_v_max(mv, kiln_v_load(x + i));
+    float mx = kiln_v_hmax(mv);
+    for (; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    if (mx == -INFINITY) {
+        for (i = 0; i < n; i++)
+            y[i] = 0.0f;
+        return;
+    }
+    kiln_vf acc = kiln_v_set1(0.0f);
+    for (i = 0; i < nv; i += KILN_VL) {
+        kiln_vf e = kiln_v_exp(kiln_v_load(x + i) - mx);
+        kiln_v_store(y + i, e);
+        acc += e;
+    }
+    if (i < n) {
+        kiln_vf e = kiln_v_exp(kiln_v_load_part(x + i, n - i, -INFINITY) - mx);
+        kiln_v_store_part(y + i, e, n - i);
+        acc += e;
+    }
+    const float inv = 1.0f / kiln_v_hsum(acc);
+    for (i = 0; i < nv; i += KILN_VL)
+        kiln_v_store(y + i, kiln_v_load(y + i) * inv);
+    for (; i < n; i++)
+        y[i] *= inv;
 }
 
 #endif
