@@ -101,10 +101,34 @@ static int kiln_status_once(const kiln_conf_t *conf) {
                      "SELECT modality, status, count(*) AS jobs,"
                      " round(coalesce(sum(work_units), 0)::numeric / 3600, 4) AS work_hours"
                      " FROM jobs GROUP BY 1, 2 ORDER BY 1, 2");
+    /* per modality: open backlog in work units, rate over the last minute, ETA */
+    kiln_print_query(pg, "queues (work units = audio seconds for transcribe):",
+                     "WITH open AS (SELECT modality, count(*) AS jobs, coalesce(sum(work_units), 0) AS units,"
+                     "   max(EXTRACT(EPOCH FROM now() - enqueued_at)) AS oldest_s"
+                     "   FROM jobs WHERE status IN ('queued', 'running') GROUP BY 1),"
+                     " rate AS (SELECT modality, coalesce(sum(work_units), 0) / 60.0 AS units_s,"
+                     "   count(*) / 60.0 AS jobs_s FROM jobs WHERE finished_at > now() - interval '60 s'"
+                     "   GROUP BY 1)"
+                     " SELECT m AS modality, coalesce(o.jobs, 0) AS backlog_jobs,"
+                     " round(coalesce(o.units, 0)::numeric, 1) AS backlog_units,"
+                     " round(coalesce(r.units_s, 0)::numeric, 2) AS rate_units_s,"
+                     " round(coalesce(r.jobs_s, 0)::numeric, 2) AS rate_jobs_s,"
+                     " CASE WHEN coalesce(o.units, 0) = 0 THEN '-' WHEN coalesce(r.units_s, 0) = 0 THEN '?'"
+                     "   ELSE to_char(make_interval(secs => o.units / r.units_s), 'HH24:MI:SS') END AS eta,"
+                     " coalesce(round(o.oldest_s::numeric, 1)::text, '-') AS oldest_s,"
+                     " coalesce((SELECT desired->>m FROM scheduler_status), '-') AS desired_workers"
+                     " FROM unnest(ARRAY['transcribe', 'speak', 'image']) m"
+                     " LEFT JOIN open o ON o.modality = m LEFT JOIN rate r ON r.modality = m");
     kiln_print_query(pg, "workers:",
-                     "SELECT w.id, w.status, w.engine, w.slots,"
+                     "SELECT w.id, w.status, w.engine AS model, w.slots,"
                      " (SELECT count(*) FROM assignments a WHERE a.worker = w.id) AS partitions,"
                      " w.stats->>'jobs_done' AS done, w.stats->>'jobs_dead' AS dead,"
+                     " CASE WHEN (w.stats->>'batches')::float8 > 0 THEN round(((w.stats->>'jobs_done')::numeric"
+                     "   + (w.stats->>'jobs_dead')::numeric) / (w.stats->>'batches')::numeric, 1)::text"
+                     "   ELSE '-' END AS avg_batch,"
+                     " round(100 * coalesce((w.stats->>'busy_s')::numeric, 0) /"
+                     "   greatest(EXTRACT(EPOCH FROM w.heartbeat - w.started_at)::numeric, 1), 1) AS busy_pct,"
+                     " round(coalesce((w.stats->'throughput'->>'transcribe')::numeric, 0), 1) AS units_s,"
                      " round(EXTRACT(EPOCH FROM now() - w.heartbeat)::numeric, 1) AS heartbeat_age_s"
                      " FROM workers w ORDER BY w.id");
     PQfinish(pg);

@@ -44,6 +44,8 @@ void kiln_worker_heartbeat(kiln_worker_t *kw, const char *status) {
         "INSERT INTO workers (id, host, pid, gpu, slots, engine, modalities, status, stats, heartbeat)"
         " VALUES ($1, $2, $3::int, $4, $5::int, $6, '{transcribe}', $7, $8::jsonb, now())"
         " ON CONFLICT (id) DO UPDATE SET host = $2, pid = $3::int, gpu = $4, slots = $5::int,"
+        "  started_at = CASE WHEN workers.pid IS DISTINCT FROM $3::int OR workers.host <> $2"
+        "   THEN now() ELSE workers.started_at END,"
         "  engine = $6, status = $7, stats = $8::jsonb, heartbeat = now()",
         8, p, errstr, sizeof(errstr));
     if (!r)
