@@ -70,7 +70,8 @@ static int kiln_submit_wait(const kiln_conf_t *conf, char **ids, int n) {
     const char *p[1] = {ids_json};
     long long timeout_ms = kiln_conf_get_int(conf, "producer.wait_timeout_ms");
     double t0 = kiln_mono();
-    int tty = isatty(2), rc = KILN_EXIT_OK;
+    int tty = isatty(2), rc = KILN_EXIT_OK, last_done = -1;
+    double last_print = -100;
     for (;;) {
         PGresult *r = kiln_pg_execp(
             pg,
@@ -98,9 +99,15 @@ static int kiln_submit_wait(const kiln_conf_t *conf, char **ids, int n) {
         for (int i = 0; i < 40; i++)
             bar[i] = i < fill ? '#' : '.';
         bar[40] = '\0';
-        fprintf(stderr, "%s[%s] %d/%d jobs  %.4f/%.4f h audio  elapsed %s  ETA %s%s", tty ? "\r" : "",
-                bar, done, n, wd / 3600, wt / 3600, el_s, done == n ? "0:00" : eta_s,
-                tty ? "   " : "\n");
+        /* on a terminal: redraw in place; in a log: a line when something
+         * finished, or every 10 s */
+        if (tty || done != last_done || el - last_print >= 10) {
+            fprintf(stderr, "%s[%s] %d/%d jobs  %.4f/%.4f h audio  elapsed %s  ETA %s%s",
+                    tty ? "\r" : "", bar, done, n, wd / 3600, wt / 3600, el_s,
+                    done == n ? "0:00" : eta_s, tty ? "   " : "\n");
+            last_done = done;
+            last_print = el;
+        }
         if (done == n) {
             rc = dead ? KILN_EXIT_JOBS : KILN_EXIT_OK;
             break;
