@@ -31,7 +31,7 @@ LIBS := -lrdkafka -lpq -lsndfile -ljansson -lsoxr -lcurl -lcrypto -lmicrohttpd -
 
 DEB_PKGS := gcc make pkg-config librdkafka-dev libpq-dev libsndfile1-dev libjansson-dev \
             libsoxr-dev libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libopenblas-dev libfftw3-dev uuid-dev \
-            postgresql-15 postgresql-client-15 espeak-ng libespeak-ng-dev sox
+            postgresql-15 postgresql-client-15 espeak-ng libespeak-ng-dev sox prometheus jq
 
 LIB_SRCS := $(wildcard lib/*.c producers/*.c workers/*.c scheduler/*.c kernels/*.c \
                        kernels/cpu/*.c models/*/*.c)

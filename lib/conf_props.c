@@ -65,6 +65,12 @@ const kiln_prop_t kiln_conf_table[] = {
     {"worker.pace_us_per_unit", KILN_PROP_INT, "10000", 0, 60000000, W,
      "pace engine only: wall time spent per work unit (audio second), in microseconds."},
     {"worker.gpu", KILN_PROP_STR, "none", 0, 0, W, "GPU this worker runs on (label only)."},
+    {"worker.metrics_addr", KILN_PROP_STR, "127.0.0.1", 0, 0, W,
+     "Address the worker serves GET /metrics (Prometheus) and /healthz on; 0.0.0.0 or :: to be "
+     "scraped from other hosts (docs/monitoring.md)."},
+    {"worker.metrics_port", KILN_PROP_INT, "0", -1, 65535, W,
+     "Port of the worker's /metrics. 0: any free port, written to "
+     "<stack.dir>/run/worker-<id>.metrics; -1: no metrics server."},
     {"worker.slots", KILN_PROP_INT, "1", 1, 64, W, "Concurrent batches a worker runs."},
     {"worker.max_batch", KILN_PROP_INT, "16", 1, 4096, W,
      "Largest batch handed to the engine."},
@@ -89,6 +95,11 @@ const kiln_prop_t kiln_conf_table[] = {
      "Largest inline_b64 payload accepted in a job message."},
 
     /* scheduler */
+    {"scheduler.metrics_addr", KILN_PROP_STR, "127.0.0.1", 0, 0, S,
+     "Address the scheduler serves GET /metrics (Prometheus) and /healthz on."},
+    {"scheduler.metrics_port", KILN_PROP_INT, "0", -1, 65535, S,
+     "Port of the scheduler's /metrics. 0: any free port, written to "
+     "<stack.dir>/run/scheduler.metrics; -1: no metrics server."},
     {"scheduler.interval_ms", KILN_PROP_INT, "1000", 50, 600000, S,
      "How often the scheduler recomputes the assignment."},
     {"scheduler.worker_timeout_ms", KILN_PROP_INT, "10000", 100, 3600000, S,

@@ -15,6 +15,8 @@
  *  5. write each owner change as epoch + 1 (fencing the old owner's commits),
  *     NOTIFY kiln_assign, and record desired workers per modality
  *     (kiln_sched_desired_workers) in scheduler_status.
+ * The same figures are served on GET /metrics (scheduler.metrics_port, 0: a
+ * free port written to <stack.dir>/run/scheduler.metrics; docs/monitoring.md).
  */
 #include "kiln/scheduler.h"
 
@@ -26,6 +28,7 @@
 
 #include "kiln/kafka.h"
 #include "kiln/log.h"
+#include "kiln/metrics.h"
 #include "kiln/pg.h"
 #include "kiln/sched.h"
 
@@ -35,7 +38,63 @@ struct kiln_scheduler_s {
     int use_policy;
     kiln_sched_params_t sp;
     long long rebalances;
+    kiln_metrics_t *mreg;
+    kiln_metric_t *m_desired, *m_rebalances, *m_moved, *m_errors, *m_jobs, *m_units, *m_age,
+        *m_live, *m_orphans, *m_part_jobs;
+    char *port_file;
 };
+
+/* Registers the scheduler's metrics and starts its /metrics server.
+ * @returns 0, or -1 with errstr. */
+static int kiln_scheduler_metrics_init(kiln_scheduler_t *ks, char *errstr, size_t errstr_size) {
+    kiln_metrics_t *r = ks->mreg = kiln_metrics_new();
+    kiln_metric_set(kiln_metrics_gauge(r, "kiln_scheduler_up", "1 while the scheduler runs.", NULL),
+                    NULL, 1);
+    ks->m_desired = kiln_metrics_gauge(
+        r, "kiln_scheduler_desired_workers",
+        "Workers each modality needs to drain its backlog within scheduler.target_drain_ms "
+        "(the autoscaling signal).",
+        "modality");
+    ks->m_rebalances = kiln_metrics_counter(r, "kiln_scheduler_rebalances_total",
+                                            "Planning rounds that moved at least one partition.",
+                                            NULL);
+    ks->m_moved = kiln_metrics_counter(r, "kiln_scheduler_moved_partitions_total",
+                                       "Partitions given to a new owner (epoch + 1).", NULL);
+    ks->m_errors = kiln_metrics_counter(r, "kiln_scheduler_tick_errors_total",
+                                        "Planning rounds that failed (rolled back).", NULL);
+    ks->m_jobs = kiln_metrics_gauge(r, "kiln_scheduler_queued_jobs",
+                                    "Open jobs (queued or running) in Postgres.", "modality");
+    ks->m_units = kiln_metrics_gauge(r, "kiln_scheduler_backlog_work_units",
+                                     "Work units of the open jobs in Postgres.", "modality");
+    ks->m_age = kiln_metrics_gauge(r, "kiln_scheduler_oldest_job_age_seconds",
+                                   "Age of the oldest open job.", "modality");
+    ks->m_live = kiln_metrics_gauge(r, "kiln_scheduler_live_workers",
+                                    "Workers of this modality with a fresh heartbeat.", "modality");
+    ks->m_orphans = kiln_metrics_gauge(r, "kiln_scheduler_unowned_partitions",
+                                       "Partitions without a live owner after planning.",
+                                       "modality");
+    ks->m_part_jobs = kiln_metrics_gauge(r, "kiln_scheduler_partition_queued_jobs",
+                                         "Open jobs per partition, owned or not.",
+                                         "modality,partition");
+    const char *ps = kiln_conf_get(ks->conf, "scheduler.metrics_port"); /* "" when unknown */
+    int port = *ps ? atoi(ps) : 0;
+    if (port < 0)
+        return 0;
+    const char *addr = kiln_conf_get(ks->conf, "scheduler.metrics_addr");
+    port = kiln_metrics_server_start(r, *addr ? addr : "127.0.0.1", port, errstr, errstr_size);
+    if (port < 0)
+        return -1;
+    KILN_LOG_INFO("metrics on http://%s:%d/metrics", *addr ? addr : "127.0.0.1", port);
+    char *path = kiln_conf_stack_path(ks->conf, "run/scheduler.metrics");
+    FILE *fp = fopen(path, "w");
+    if (fp) {
+        fprintf(fp, "%d\n", port);
+        fclose(fp);
+        ks->port_file = path;
+    } else
+        free(path); /* no run directory: not an embedded stack */
+    return 0;
+}
 
 kiln_scheduler_t *kiln_scheduler_new(const kiln_conf_t *conf, char *errstr, size_t errstr_size) {
     const char *policy = kiln_conf_get(conf, "scheduler.policy");
@@ -59,7 +118,7 @@ kiln_scheduler_t *kiln_scheduler_new(const kiln_conf_t *conf, char *errstr, size
     }
     ks->sp.model_slice_s = 0;
     ks->pg = kiln_pg_connect(conf, "kiln-scheduler", errstr, errstr_size);
-    if (!ks->pg) {
+    if (!ks->pg || kiln_scheduler_metrics_init(ks, errstr, errstr_size)) {
         kiln_scheduler_destroy(ks);
         return NULL;
     }
@@ -239,8 +298,29 @@ static int kiln_scheduler_topic(kiln_scheduler_t *ks, int m, const kiln_fleet_t 
         free(idle);
     }
     int want[KILN_SCHED_MODALITIES] = {0};
-    if (kiln_sched_desired_workers(&ks->sp, parts, n, ws, f->n, want) == KILN_OK)
+    if (kiln_sched_desired_workers(&ks->sp, parts, n, ws, f->n, want) == KILN_OK) {
         json_object_set_new(desired, modality, json_integer(want[m]));
+        kiln_metric_set(ks->m_desired, KILN_LABELS(modality), want[m]);
+    }
+    {
+        double jobs = 0, units = 0, age = 0, orphans = 0;
+        kiln_metrics_lock(ks->mreg);
+        for (int k = 0; k < n; k++) {
+            char ps[16];
+            snprintf(ps, sizeof(ps), "%d", parts[k].partition);
+            kiln_metric_set(ks->m_part_jobs, KILN_LABELS(modality, ps), (double)parts[k].queued_jobs);
+            jobs += (double)parts[k].queued_jobs;
+            units += parts[k].backlog_units;
+            age = parts[k].oldest_age_s > age ? parts[k].oldest_age_s : age;
+            orphans += assign[k] < 0 || !ws[assign[k]].alive;
+        }
+        kiln_metric_set(ks->m_jobs, KILN_LABELS(modality), jobs);
+        kiln_metric_set(ks->m_units, KILN_LABELS(modality), units);
+        kiln_metric_set(ks->m_age, KILN_LABELS(modality), age);
+        kiln_metric_set(ks->m_live, KILN_LABELS(modality), nlive);
+        kiln_metric_set(ks->m_orphans, KILN_LABELS(modality), orphans);
+        kiln_metrics_unlock(ks->mreg);
+    }
     for (int k = 0; k < n; k++) {
         if (assign[k] < 0 || assign[k] == parts[k].owner)
             continue;
@@ -324,6 +404,8 @@ int kiln_scheduler_tick(kiln_scheduler_t *ks, char *errstr, size_t errstr_size) 
     kiln_fleet_free(&fleet);
     if (total) {
         ks->rebalances++;
+        kiln_metric_add(ks->m_rebalances, NULL, 1);
+        kiln_metric_add(ks->m_moved, NULL, total);
         KILN_LOG_INFO("moved %d partition(s)", total);
     }
     return total;
@@ -342,8 +424,10 @@ kiln_err_t kiln_scheduler_run(kiln_scheduler_t *ks, volatile sig_atomic_t *run) 
                   kiln_conf_get_int(ks->conf, "scheduler.worker_timeout_ms"));
     while (*run) {
         char errstr[512];
-        if (kiln_scheduler_tick(ks, errstr, sizeof(errstr)) < 0)
+        if (kiln_scheduler_tick(ks, errstr, sizeof(errstr)) < 0) {
+            kiln_metric_add(ks->m_errors, NULL, 1);
             KILN_LOG_WARN("planning round failed: %s", errstr);
+        }
         for (long long t = 0; t < interval && *run; t += 20)
             usleep(20000);
     }
@@ -353,6 +437,11 @@ kiln_err_t kiln_scheduler_run(kiln_scheduler_t *ks, volatile sig_atomic_t *run) 
 void kiln_scheduler_destroy(kiln_scheduler_t *ks) {
     if (!ks)
         return;
+    kiln_metrics_destroy(ks->mreg); /* stops the /metrics server first */
+    if (ks->port_file) {
+        unlink(ks->port_file);
+        free(ks->port_file);
+    }
     PQfinish(ks->pg);
     kiln_conf_destroy(ks->conf);
     free(ks);

@@ -390,11 +390,30 @@ int main(void) {
     SUB_TEST_PASS();
 
     SUB_TEST("GPU gauges: NVML when present, gpu=\"none\" 0 otherwise");
-    void *nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    /* tests/0430 points KILN_NVML_LIBRARY at a stub NVML with 2 GPUs */
+    int stub = getenv("KILN_TEST_NVML_STUB") != NULL;
+    void *nvml = stub ? NULL : dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
     int ngpu = kiln_metrics_gpu_register(reg);
     text = kiln_metrics_render(reg, NULL);
     TEST_CHECK(parse_text(text, &pt) == 0, "parses");
-    if (!nvml || ngpu == 0) {
+    if (stub) {
+        TEST_CHECK(ngpu == 2, "2 GPUs from the stub, got %d", ngpu);
+        s = find(&pt, "kiln_gpu_utilization", "gpu", "0");
+        TEST_CHECK(s && s->value == 0.42, "gpu 0 at 42%%");
+        s = find(&pt, "kiln_gpu_utilization", "gpu", "1");
+        TEST_CHECK(s && s->value == 0.07, "gpu 1 at 7%%");
+        s = find(&pt, "kiln_gpu_memory_total_bytes", "gpu", "1");
+        TEST_CHECK(s && s->value == 80.0 * (1 << 30), "80 GiB");
+        s = find(&pt, "kiln_gpu_memory_used_bytes", "gpu", "1");
+        double used1 = s ? s->value : -1;
+        TEST_CHECK(!find(&pt, "kiln_gpu_utilization", "gpu", "none"), "no gpu=none with GPUs");
+        free(text);
+        text = kiln_metrics_render(reg, NULL); /* NVML is sampled again at each render */
+        TEST_CHECK(parse_text(text, &pt) == 0, "parses");
+        s = find(&pt, "kiln_gpu_memory_used_bytes", "gpu", "1");
+        TEST_CHECK(s && used1 > 0 && s->value > used1, "memory sampled again: %g then %g", used1,
+                   s ? s->value : -1);
+    } else if (!nvml || ngpu == 0) {
         s = find(&pt, "kiln_gpu_utilization", "gpu", "none");
         TEST_CHECK(s && s->value == 0, "kiln_gpu_utilization{gpu=\"none\"} 0");
         s = find(&pt, "kiln_gpu_memory_used_bytes", "gpu", "none");

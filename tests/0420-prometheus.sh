@@ -28,8 +28,11 @@ P=$TMPROOT/prom
 mkdir -p "$P"
 cp "$M/alerts.yml" "$P/"
 "$M/kiln-targets.sh" "$KILN_STACK_DIR" > "$P/kiln-workers.json"
+# the scheduler's port, when it serves /metrics (else its target stays down)
+SCHED_PORT=$(cat "$KILN_STACK_DIR/run/scheduler.metrics" 2>/dev/null || echo 9464)
 sed -e 's/scrape_interval: 15s/scrape_interval: 1s/' -e 's/evaluation_interval: 15s/evaluation_interval: 1s/' \
-    -e 's/refresh_interval: 30s/refresh_interval: 1s/' "$M/prometheus.yml" > "$P/prometheus.yml"
+    -e 's/refresh_interval: 30s/refresh_interval: 1s/' -e "s/127.0.0.1:9464/127.0.0.1:$SCHED_PORT/" \
+    "$M/prometheus.yml" > "$P/prometheus.yml"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 prometheus --config.file="$P/prometheus.yml" --storage.tsdb.path="$P/data" \
   --web.listen-address="127.0.0.1:$PORT" --log.level=warn > "$TMPROOT/prometheus.log" 2>&1 &
@@ -48,7 +51,7 @@ is() { [ "$(promv "$1")" = "$2" ]; }
 
 check "both workers are scraped (up == 1)" wait_until 15 is 'count(up{job="kiln-worker"} == 1)' 2
 check "worker label from the targets file matches kiln_worker_info's worker_id" \
-  eq "$(promq 'count by (worker, worker_id, instance) (kiln_worker_info{job="kiln-worker"} == 1)' | awk '{print $1}' | tr '\n' ' ')" \
+  eq "$(promq 'count by (worker, worker_id, instance) (kiln_worker_info{job="kiln-worker"} == 1)' | awk '{print $1}' | sort -t, -k2 | tr '\n' ' ')" \
   "127.0.0.1:$(cat "$KILN_STACK_DIR/run/worker-w1.metrics"),w1,w1 127.0.0.1:$(cat "$KILN_STACK_DIR/run/worker-w2.metrics"),w2,w2 "
 check "alert rules loaded" eq "$(curl -s "$API/rules" | jq '[.data.groups[].rules[]] | length')" 16
 check "no GPU here: gpu=none" bash -c "[ -n \"\$(nvidia-smi -L 2>/dev/null)\" ] || [ \"\$(curl -s --data-urlencode 'query=count(kiln_gpu_utilization{gpu=\"none\"} == 0)' '$API/query' | jq -r '.data.result[0].value[1]')\" = 2 ]"
@@ -78,6 +81,12 @@ wu_prom=$(promv 'sum(max by (partition) (kiln_backlog_work_units))')
 check "kiln_backlog_work_units ($wu_prom) = queued work units in Postgres ($wu_pg) within 0.5" \
   python3 -c "import sys; sys.exit(abs(float('$wu_prom') - float('$wu_pg')) > 0.5)"
 check "recording rule kiln:queue_depth_messages:sum" wait_until 5 is 'kiln:queue_depth_messages:sum{modality="transcribe"}' "$T"
+if [ -s "$KILN_STACK_DIR/run/scheduler.metrics" ]; then
+  check "scheduler: kiln_scheduler_queued_jobs = $T" wait_until 5 is 'kiln_scheduler_queued_jobs{job="kiln-scheduler",modality="transcribe"}' "$T"
+  check "scheduler: desired workers exported" wait_until 5 is 'count(kiln_scheduler_desired_workers{job="kiln-scheduler"})' 3
+else
+  echo "# the scheduler serves no /metrics here: its checks are skipped"
+fi
 check "all 32 partitions are reported" eq "$(promv 'count(count by (partition) (kiln_consumer_lag))')" 32
 check "by exactly one worker each" eq "$(promq 'count by (partition) (kiln_consumer_lag) > 1')" ""
 

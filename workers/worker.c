@@ -522,8 +522,11 @@ kiln_err_t kiln_worker_run(kiln_worker_t *kw, volatile sig_atomic_t *run) {
                 if (left <= 0)
                     break;
                 timeout_ms = (int)(left * 1000) + 1;
-                /* a long max_queue_delay_us: wake up to keep the lag metrics fresh */
+                /* a long max_queue_delay_us: wake up to keep the lag metrics
+                 * and the heartbeat fresh (or the scheduler declares us dead) */
                 kiln_worker_metrics_sample(kw);
+                if (kiln_worker_now() - kw->last_hb > hb_ms / 1000.0)
+                    kiln_worker_heartbeat(kw, "up");
                 if (timeout_ms > 1000)
                     timeout_ms = 1000;
             }
