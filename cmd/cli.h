@@ -62,6 +62,7 @@ int kiln_cmd_worker(int argc, char **argv);
 int kiln_cmd_scheduler(int argc, char **argv);
 int kiln_cmd_submit(int argc, char **argv);
 int kiln_cmd_requeue(int argc, char **argv);
+int kiln_cmd_dlq(int argc, char **argv);
 int kiln_cmd_bench(int argc, char **argv);
 int kiln_cmd_conf(int argc, char **argv);
 int kiln_cmd_transcribe(int argc, char **argv);
