@@ -233,7 +233,7 @@ int kiln_cmd_speak(int argc, char **argv) {
         if (repeat > 0)
             printf("{\"engine\":\"kiln\",\"run\":%d,\"audio_s\":%.3f,\"synth_s\":%.4f,"
                    "\"rtf\":%.5f,\"threads\":%d,\"sentences\":%d}\n",
-                   r, au, el, el / au, kiln_kernels_threads(), a.n_sent);
+                   r, au, el, el / au, threads, a.n_sent);
     }
     int sr = kiln_voice_sample_rate(v), orate = rate ? rate : sr;
     if ((format & SF_FORMAT_SUBMASK) == SF_FORMAT_OPUS)
