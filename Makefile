@@ -130,7 +130,7 @@ models:
 voices:
 	bash models/voice/fetch.sh var/models/voices
 
-test: all cuda models
+test: all cuda models voices
 	KILN_BUILD=$(abspath $(BUILD)) bash tests/run.sh
 
 # reference implementations (faster-whisper, jiwer) for parity and WER: heavy, not in `make test`

@@ -4,13 +4,14 @@ bench/asr_wer.py - word error rate of transcripts against a reference set,
 after Whisper's English text normalisation (openai-whisper's
 EnglishTextNormalizer, loaded from the package files without torch).
 
-    var/venv/bin/python bench/asr_wer.py DIR HYP [HYP...]
+    var/venv/bin/python bench/asr_wer.py [--json] DIR HYP [HYP...]
 
 DIR/transcripts.tsv holds "file<TAB>reference text". Each HYP is either
 `kiln transcribe --format json` output (one JSON object per line, "file" and
 "text") or a TSV whose first column is the file and last column the text
 (tests/golden/whisper-tiny.en-dev.tsv, made by faster-whisper). Prints one
-line per HYP: name, files scored, WER in percent.
+line per HYP: name, files scored, WER in percent (with --json: one JSON
+object per HYP, {"hyp", "files", "of", "wer"}; cmd/bench_asr.c reads these).
 
 Setup: var/venv/bin/pip install jiwer; pip install --no-deps openai-whisper
 more-itertools regex (only its normalizer files are used).
@@ -49,7 +50,11 @@ def read_hyp(path):
 
 
 def main():
-    d = sys.argv[1]
+    args = sys.argv[1:]
+    as_json = args and args[0] == "--json"
+    if as_json:
+        args = args[1:]
+    d = args[0]
     norm = load_normalizer()
     ref = {}
     with open(os.path.join(d, "transcripts.tsv"), encoding="utf-8") as f:
@@ -57,13 +62,16 @@ def main():
             if "\t" in line:
                 k, v = line.rstrip("\n").split("\t", 1)
                 ref[k] = v
-    for hp in sys.argv[2:]:
+    for hp in args[1:]:
         hyp = read_hyp(hp)
         keys = sorted(k for k in ref if k in hyp)
         r = [norm(ref[k]) for k in keys]
         h = [norm(hyp[k]) for k in keys]
         wer = jiwer.wer(r, h) * 100.0
-        print("%-48s files %2d/%d  WER %.2f%%" % (hp, len(keys), len(ref), wer))
+        if as_json:
+            print(json.dumps({"hyp": hp, "files": len(keys), "of": len(ref), "wer": wer}))
+        else:
+            print("%-48s files %2d/%d  WER %.2f%%" % (hp, len(keys), len(ref), wer))
 
 
 if __name__ == "__main__":

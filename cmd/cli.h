@@ -66,5 +66,6 @@ int kiln_cmd_dlq(int argc, char **argv);
 int kiln_cmd_bench(int argc, char **argv);
 int kiln_cmd_conf(int argc, char **argv);
 int kiln_cmd_transcribe(int argc, char **argv);
+int kiln_cmd_speak(int argc, char **argv);
 
 #endif

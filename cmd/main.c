@@ -22,6 +22,7 @@ static const kiln_subcmd_t kiln_subcmds[] = {
     {"scheduler", kiln_cmd_scheduler, "run the scheduler (assigns partitions to workers)"},
     {"submit", kiln_cmd_submit, "submit files or URIs as jobs"},
     {"transcribe", kiln_cmd_transcribe, "transcribe audio files locally with Whisper (no broker)"},
+    {"speak", kiln_cmd_speak, "synthesise speech from text locally with a Piper voice (no broker)"},
     {"dlq", kiln_cmd_dlq, "list or replay dead-lettered jobs"},
     {"requeue", kiln_cmd_requeue, "re-produce jobs that have no terminal row"},
     {"bench", kiln_cmd_bench, "benchmarks (pipeline, ...)"},

@@ -5,7 +5,13 @@
  * one batch.
  *
  *   kiln transcribe [--model PATH] [--format txt|json|srt|vtt] [--beam N]
- *                   [--threads N] [--language CODE] FILE...
+ *                   [--threads N] [--language CODE] [--batch N] [--greedy]
+ *                   [--best-of N] [--temperature T[,T...]] [--no-condition]
+ *                   FILE...
+ *
+ * Decoding defaults are faster-whisper's (beam 5, temperature fallback,
+ * conditioning on previous text); --greedy selects the golden files'
+ * settings (beam 1, temperature 0 only, no conditioning).
  *
  * Output goes to stdout: txt prints each file's text on one line (prefixed
  * with the file name when there are several); json prints one object per
@@ -25,6 +31,7 @@
 #include "kiln/audio.h"
 #include "kiln/conf.h"
 #include "kiln/engine.h"
+#include "kiln/whisper.h"
 
 extern const kiln_engine_ops_t kiln_engine_whisper_ops;
 
@@ -39,8 +46,14 @@ static void kiln_transcribe_usage_(FILE *fp) {
             "  --model PATH      CTranslate2 model directory or ggml file\n"
             "                    (default: var/models/whisper-tiny.en; `make models`)\n"
             "  --format FMT      txt (default), json, srt or vtt\n"
-            "  --beam N          beam size (only 1, greedy, is implemented; N > 1 runs greedy)\n"
-            "  --threads N       BLAS threads (default: all cores)\n"
+            "  --beam N          beam size (default 5; 1: greedy)\n"
+            "  --best-of N       samples per fallback temperature (default 5)\n"
+            "  --temperature L   fallback temperatures, comma-separated\n"
+            "                    (default 0,0.2,0.4,0.6,0.8,1; \"0\": no fallback)\n"
+            "  --no-condition    do not prompt a window with the previous text\n"
+            "  --greedy          beam 1, temperature 0, no conditioning (the golden\n"
+            "                    files' settings)\n"
+            "  --threads N       CPU threads (default: all cores)\n"
             "  --language CODE   language of multilingual models (default: detect)\n"
             "  --batch N         30 s windows decoded together (default 8)\n"
             "  --help            this text\n");
@@ -138,15 +151,21 @@ int kiln_cmd_transcribe(int argc, char **argv) {
         {"model", required_argument, 0, 'm'},   {"format", required_argument, 0, 'f'},
         {"beam", required_argument, 0, 'b'},    {"threads", required_argument, 0, 't'},
         {"language", required_argument, 0, 'l'}, {"batch", required_argument, 0, 'B'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    const char *model = NULL, *fmt = "txt", *lang = NULL;
-    int beam = 1, threads = 0, batch = 8, c;
+        {"help", no_argument, 0, 'h'},          {"greedy", no_argument, 0, 'g'},
+        {"best-of", required_argument, 0, 'o'}, {"temperature", required_argument, 0, 'T'},
+        {"no-condition", no_argument, 0, 'C'},  {0, 0, 0, 0}};
+    const char *model = NULL, *fmt = "txt", *lang = NULL, *temps = NULL;
+    int beam = 0, threads = 0, batch = 8, greedy = 0, best_of = 0, nocond = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:f:b:t:l:B:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'f': fmt = optarg; break;
-        case 'b': beam = atoi(optarg); break;
+        case 'b': beam = atoi(optarg); if (beam < 1) beam = -1; break;
+        case 'g': greedy = 1; break;
+        case 'o': best_of = atoi(optarg); if (best_of < 1) best_of = -1; break;
+        case 'T': temps = optarg; break;
+        case 'C': nocond = 1; break;
         case 't': threads = atoi(optarg); break;
         case 'l': lang = optarg; break;
         case 'B': batch = atoi(optarg); break;
@@ -159,12 +178,30 @@ int kiln_cmd_transcribe(int argc, char **argv) {
                 fmt);
         return 2;
     }
-    if (optind >= argc || beam < 1 || threads < 0 || batch < 1) {
+    if (optind >= argc || beam < 0 || best_of < 0 || threads < 0 || batch < 1) {
         kiln_transcribe_usage_(stderr);
         return 2;
     }
-    if (beam > 1)
-        fprintf(stderr, "kiln transcribe: beam search is not implemented yet; using greedy\n");
+    float tv[8];
+    int nt = 0;
+    if (temps) {
+        char *dup = strdup(temps), *save = NULL;
+        for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            char *end;
+            float v = strtof(t, &end);
+            if (*end || v < 0.0f || nt == 8) {
+                nt = -1;
+                break;
+            }
+            tv[nt++] = v;
+        }
+        free(dup);
+        if (nt <= 0) {
+            fprintf(stderr, "kiln transcribe: invalid --temperature \"%s\" (1 to 8 values >= 0)\n",
+                    temps);
+            return 2;
+        }
+    }
     if (threads > 0) {
         char tb[16];
         snprintf(tb, sizeof(tb), "%d", threads);
@@ -185,6 +222,23 @@ int kiln_cmd_transcribe(int argc, char **argv) {
         fprintf(stderr, "kiln transcribe: %s\n", err);
         return 1;
     }
+    kiln_whisper_params_t *wp = kiln_whisper_engine_params(eng);
+    if (greedy) {
+        kiln_whisper_params_t g = kiln_whisper_greedy_params();
+        g.max_batch = wp->max_batch;
+        g.n_threads = wp->n_threads;
+        *wp = g;
+    }
+    if (beam > 0)
+        wp->beam_size = beam;
+    if (best_of > 0)
+        wp->best_of = best_of;
+    if (nt > 0) {
+        memcpy(wp->temperatures, tv, sizeof(float) * nt);
+        wp->n_temperatures = nt;
+    }
+    if (nocond)
+        wp->condition_on_previous_text = 0;
     int n = argc - optind, rc = 0, ok = 0;
     kiln_audio_t *au = calloc((size_t)n, sizeof(*au));
     kiln_asr_request_t *reqs = calloc((size_t)n, sizeof(*reqs));
@@ -209,7 +263,7 @@ int kiln_cmd_transcribe(int argc, char **argv) {
                 reqs[ok].rms_dbfs = au[ok].rms_dbfs;
                 reqs[ok].peak_dbfs = au[ok].peak_dbfs;
                 reqs[ok].language = lang;
-                reqs[ok].beam_size = beam;
+                reqs[ok].beam_size = 0; /* the engine's (set above) */
                 names[ok++] = path;
                 continue;
             }

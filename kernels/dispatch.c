@@ -1,18 +1,39 @@
 /*
  * kernels/dispatch.c - the one dispatch point for compute ops.
  *
- * Each backend is a kiln_kernels_t function table. The CPU table is static
- * and always present; other backends (CUDA) register theirs at start-up via
- * kiln_kernels_register(), so this file, and every CPU-only program, needs
- * no CUDA symbol. Models fetch a table once and call through it.
+ * Each backend is a kiln_kernels_t function table. The CPU tables are
+ * static and always present: "cpu" (the fast ops of kernels/cpu/fast_*.c,
+ * what models run) and "ref" (the readable references kiln_<op>_cpu, the
+ * spec the others are tested against). Other backends (CUDA) register
+ * theirs at start-up via kiln_kernels_register(), so this file, and every
+ * CPU-only program, needs no CUDA symbol. Models fetch a table once and
+ * call through it; KILN_KERNELS=ref in the environment makes
+ * kiln_kernels_get(KILN_BACKEND_CPU) return the reference table (to check
+ * a model end to end on the reference ops).
  */
-#include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "kiln/kernels.h"
 
 static const kiln_kernels_t kiln_kernels_cpu_ = {
     .name = "cpu",
+    .matmul = kiln_matmul_fast,
+    .layernorm = kiln_layernorm_fast,
+    .gelu = kiln_gelu_fast,
+    .softmax = kiln_softmax_fast,
+    .attention = kiln_attention_fast,
+    .conv1d = kiln_conv1d_fast,
+    .add = kiln_add_fast,
+    .logmel = kiln_logmel_cpu,
+    .attention_kv = kiln_attention_kv_fast,
+    .matmul_packed = kiln_matmul_packed_fast,
+};
+
+static const kiln_kernels_t kiln_kernels_ref_ = {
+    .name = "ref",
     .matmul = kiln_matmul_cpu,
     .layernorm = kiln_layernorm_cpu,
     .gelu = kiln_gelu_cpu,
@@ -21,22 +42,36 @@ static const kiln_kernels_t kiln_kernels_cpu_ = {
     .conv1d = kiln_conv1d_cpu,
     .add = kiln_add_cpu,
     .logmel = kiln_logmel_cpu,
+    .attention_kv = kiln_attention_kv_cpu,
+    .matmul_packed = kiln_matmul_packed_cpu,
 };
 
 static const kiln_kernels_t *kiln_kernels_tab_[KILN_BACKEND__COUNT] = {
     [KILN_BACKEND_CPU] = &kiln_kernels_cpu_,
+    [KILN_BACKEND_REF] = &kiln_kernels_ref_,
 };
+
+static atomic_int kiln_kernels_err_;
 
 const kiln_kernels_t *kiln_kernels_get(kiln_backend_t be) {
     if ((int)be < 0 || be >= KILN_BACKEND__COUNT)
         return NULL;
+    if (be == KILN_BACKEND_CPU) {
+        const char *e = getenv("KILN_KERNELS");
+        if (e && !strcmp(e, "ref"))
+            return &kiln_kernels_ref_;
+    }
     return kiln_kernels_tab_[be];
 }
 
 void kiln_kernels_register(kiln_backend_t be, const kiln_kernels_t *table) {
-    if (be > KILN_BACKEND_CPU && be < KILN_BACKEND__COUNT)
+    if (be == KILN_BACKEND_CUDA)
         kiln_kernels_tab_[be] = table;
 }
+
+int kiln_kernels_take_error(void) { return atomic_exchange(&kiln_kernels_err_, 0); }
+
+void kiln_kernels_set_error_(void) { atomic_store(&kiln_kernels_err_, 1); }
 
 int kiln_kernel_supported(kiln_backend_t be, kiln_op_t op) {
     const kiln_kernels_t *kk = kiln_kernels_get(be);
@@ -51,6 +86,8 @@ int kiln_kernel_supported(kiln_backend_t be, kiln_op_t op) {
     case KILN_OP_CONV1D: return kk->conv1d != NULL;
     case KILN_OP_ADD: return kk->add != NULL;
     case KILN_OP_LOGMEL: return kk->logmel != NULL;
+    case KILN_OP_ATTENTION_KV: return kk->attention_kv != NULL;
+    case KILN_OP_MATMUL_PACKED: return kk->matmul_packed != NULL;
     default: return 0;
     }
 }
@@ -59,13 +96,9 @@ const char *kiln_backend_name(kiln_backend_t be) {
     switch (be) {
     case KILN_BACKEND_CPU: return "cpu";
     case KILN_BACKEND_CUDA: return "cuda";
+    case KILN_BACKEND_REF: return "ref";
     default: return "?";
     }
-}
-
-void kiln_kernels_set_threads(int n) {
-    if (n > 0)
-        openblas_set_num_threads(n);
 }
 
 double kiln_nmse(const float *a, const float *ref, size_t n) {

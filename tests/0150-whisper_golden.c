@@ -102,7 +102,7 @@ int main(void) {
     int all = getenv("KILN_WHISPER_GOLDEN_ALL") != NULL;
     int nq = all ? ng : (int)(sizeof(quick) / sizeof(quick[0]));
 
-    kiln_whisper_params_t p = kiln_whisper_default_params();
+    kiln_whisper_params_t p = kiln_whisper_greedy_params();
     p.max_batch = 8;
     const float *pcm[64];
     size_t ns[64];

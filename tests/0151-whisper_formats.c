@@ -364,7 +364,7 @@ int main(void) {
         kiln_whisper_encode(mg, win, 1, eb);
         double e = kiln_nmse(eb, ea, (size_t)TA * C);
         TEST_CHECK(e < 1e-12, "encoder nmse %g", e);
-        kiln_whisper_params_t p = kiln_whisper_default_params();
+        kiln_whisper_params_t p = kiln_whisper_greedy_params();
         p.no_speech_skip = 2.0f;
         p.no_speech_threshold = 2.0f; /* random weights: decode whatever comes */
         const float *pc[1] = {pcm};

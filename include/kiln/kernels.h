@@ -11,18 +11,27 @@
  *   N  number of rows when the op does not care about B and T (N = B * T)
  * All tensors are row-major float32; "[T, C]" means row t starts at t * C.
  *
- * Backends. kernels/cpu/ is the readable reference (plain C, OpenBLAS sgemm
- * for the matrix products) and is always there. kernels/cuda/ holds the GPU
- * versions with the same argument order; they are reached only through a
- * function table that the CUDA object registers with
- * kiln_kernels_register(), so a CPU-only build links no CUDA library.
- * With a CUDA table every pointer argument is a device pointer.
+ * Backends, each a function table with the same argument order:
+ *   KILN_BACKEND_REF   kernels/cpu/<op>.c, the readable reference and the
+ *                      spec (plain C, one thread, OpenBLAS sgemm for the
+ *                      matrix products); kiln_<op>_cpu().
+ *   KILN_BACKEND_CPU   kernels/cpu/fast_*.c, what the models run on a CPU:
+ *                      the same ops split over a thread pool, written on
+ *                      GCC vector extensions (kernels/cpu/vec.h); checked
+ *                      against the reference in tests/0100-kernels.c.
+ *   KILN_BACKEND_CUDA  kernels/cuda/, registered at start-up by the CUDA
+ *                      object through kiln_kernels_register(), so that a
+ *                      CPU-only build links no CUDA library. With a CUDA
+ *                      table every pointer argument is a device pointer.
  *
  *   const kiln_kernels_t *kk = kiln_kernels_get(KILN_BACKEND_CPU);
  *   kk->layernorm(out, x, gamma, beta, N, C, 1e-5f);
  *
- * Threading: the CPU ops keep no state; they may be called from any thread.
- * kiln_kernels_set_threads() sets the BLAS thread count process-wide.
+ * Threading: the ops keep no state and may be called from any thread. The
+ * CPU backend runs each op on the process-wide pool of kernels/cpu/pool.c
+ * (kiln_kernels_set_threads() sizes it; one op runs on it at a time, a
+ * concurrent caller runs its op on its own thread). OpenBLAS itself is set
+ * to one thread once the pool starts.
  */
 #ifndef KILN_KERNELS_H
 #define KILN_KERNELS_H
@@ -36,6 +45,7 @@ extern "C" {
 typedef enum kiln_backend_e {
     KILN_BACKEND_CPU = 0,
     KILN_BACKEND_CUDA = 1,
+    KILN_BACKEND_REF = 2,
     KILN_BACKEND__COUNT
 } kiln_backend_t;
 
@@ -48,6 +58,8 @@ typedef enum kiln_op_e {
     KILN_OP_CONV1D,
     KILN_OP_ADD,
     KILN_OP_LOGMEL,
+    KILN_OP_ATTENTION_KV,
+    KILN_OP_MATMUL_PACKED,
     KILN_OP__COUNT
 } kiln_op_t;
 
@@ -71,6 +83,11 @@ typedef struct kiln_kernels_s {
     void (*add)(float *out, const float *a, const float *b, size_t n);
     void (*logmel)(float *out, const float *frames_power, const float *filters, int T,
                    int n_freq, int n_mels);
+    void (*attention_kv)(float *out, int ldo, const float *q, int ldq, const float *const *kt,
+                         int ldkt, const float *const *v, int ldv, const int *Tk, int S, int H,
+                         int D, float *scratch);
+    void (*matmul_packed)(float *out, const float *inp, const float *wp, const float *bias,
+                          int N, int C, int OC);
 } kiln_kernels_t;
 
 /* ---- CPU reference ops (kernels/cpu/) --------------------------------- */
@@ -127,6 +144,109 @@ void kiln_add_cpu(float *out, const float *a, const float *b, size_t n);
 void kiln_logmel_cpu(float *out, const float *frames_power, const float *filters, int T,
                      int n_freq, int n_mels);
 
+/**
+ * Attention of S single query rows, each to its own keys (a decoder step:
+ * row s looks at its sequence's self-attention cache, or at its window's
+ * encoder output). For row s and head h:
+ *   out[s, h*D + d] = sum_j p_j v[s][j*ldv + h*D + d],
+ *   p = softmax_j(sum_e q[s*ldq + h*D + e] * kt[s][(h*D + e)*ldkt + j] / sqrt(D))
+ * for j < Tk[s]. Keys are stored transposed (K^T, [H*D, ldkt]: one row per
+ * feature, one column per key) so that a step appends a column and the
+ * scores of 16 keys are one vector; values are rows [Tk, ldv].
+ * Consecutive rows with the same kt, v and Tk (the beams of one window)
+ * share the reads of their keys. \p scratch holds at least S * max(Tk)
+ * floats (the reference uses it; the fast backend has its own per thread).
+ */
+void kiln_attention_kv_cpu(float *out, int ldo, const float *q, int ldq,
+                           const float *const *kt, int ldkt, const float *const *v, int ldv,
+                           const int *Tk, int S, int H, int D, float *scratch);
+
+/**
+ * Packs weight[OC, C] (a dense layer's PyTorch layout) into panels of 16
+ * output rows: dst[p, c, i] = weight[16p + i, c] (0 past OC), so that one
+ * vector load gives 16 outputs' weights for input feature c. dst holds
+ * kiln_packed_size(OC, C) floats.
+ */
+void kiln_pack16_cpu(float *dst, const float *weight, int OC, int C);
+
+/** @returns the floats a packed [OC, C] weight takes: ceil(OC / 16) * 16 * C. */
+size_t kiln_packed_size(int OC, int C);
+
+/**
+ * out[N, OC] = inp[N, C] @ W^T + bias, W given packed by kiln_pack16_cpu().
+ * Meant for few rows (a decoder step): every panel is read once for each
+ * group of 8 rows, so the weights stream from memory once per step.
+ */
+void kiln_matmul_packed_cpu(float *out, const float *inp, const float *wp, const float *bias,
+                            int N, int C, int OC);
+
+/* ---- the CPU pool (kernels/cpu/pool.c) ---------------------------------- */
+
+/** A task of kiln_parallel_for(): \p thread is 0 .. kiln_kernels_threads()-1. */
+typedef void (*kiln_task_fn)(void *ctx, int task, int thread);
+
+/**
+ * Runs fn(ctx, t, thread) for every t in 0 .. n_tasks-1 on the pool and
+ * returns when all have run. Called from inside a task, or while another
+ * thread's job holds the pool, it runs the tasks inline.
+ */
+void kiln_parallel_for(int n_tasks, kiln_task_fn fn, void *ctx);
+
+/** @returns the number of threads of the pool (the caller included). */
+int kiln_kernels_threads(void);
+
+/**
+ * @returns at least \p n floats of scratch owned by the calling thread
+ * (slots 0-3 are distinct buffers; 64-byte aligned), valid until the next
+ * call with the same slot on this thread; NULL when memory runs out.
+ */
+float *kiln_scratch(int slot, size_t n);
+
+/**
+ * @returns nonzero, and clears the flag, when a fast op could not get its
+ * scratch memory since the last call (its output is then not valid): the
+ * model fails that batch with KILN_ERR__NOMEM.
+ */
+int kiln_kernels_take_error(void);
+
+/** Sets the error flag (ops, when scratch memory runs out). */
+void kiln_kernels_set_error_(void);
+
+/**
+ * Statistics of one row x[0, n) cut in two parts, [0, split) and
+ * [split, n) (a decoder's logits: text tokens, then timestamps):
+ * the maximum of each part and the first index where it is reached (-1
+ * for an empty or all -INFINITY part), and sum exp(x - m) of each part
+ * with m = the larger maximum (so log(sum[0] + sum[1]) + m is the row's
+ * log-sum-exp). One vectorised pass for the maxima, one for the sums.
+ */
+typedef struct kiln_row_stats_s {
+    float max[2];
+    int argmax[2];
+    double sum[2];
+} kiln_row_stats_t;
+void kiln_row_stats(const float *x, int n, int split, kiln_row_stats_t *st);
+
+/* ---- fast CPU ops (kernels/cpu/fast_*.c), the KILN_BACKEND_CPU table --- */
+
+void kiln_matmul_fast(float *out, const float *inp, const float *weight, const float *bias,
+                      int N, int C, int OC);
+void kiln_matmul_packed_fast(float *out, const float *inp, const float *wp, const float *bias,
+                             int N, int C, int OC);
+void kiln_layernorm_fast(float *out, const float *inp, const float *weight, const float *bias,
+                         int N, int C, float eps);
+void kiln_gelu_fast(float *out, const float *inp, size_t n);
+void kiln_softmax_fast(float *out, const float *inp, int N, int C);
+void kiln_attention_fast(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                         const float *v, int ldv, int Tq, int Tk, int H, int D, int causal,
+                         float *scratch);
+void kiln_attention_kv_fast(float *out, int ldo, const float *q, int ldq,
+                            const float *const *kt, int ldkt, const float *const *v, int ldv,
+                            const int *Tk, int S, int H, int D, float *scratch);
+void kiln_conv1d_fast(float *out, const float *inp, const float *weight, const float *bias,
+                      int Tin, int C, int OC, int K, int stride, int pad, float *scratch);
+void kiln_add_fast(float *out, const float *a, const float *b, size_t n);
+
 /* ---- dispatch (kernels/dispatch.c) ------------------------------------- */
 
 /** @returns the function table of \p be, or NULL when that backend is not registered. */
@@ -138,10 +258,13 @@ void kiln_kernels_register(kiln_backend_t be, const kiln_kernels_t *table);
 /** @returns 1 if backend \p be is registered and implements \p op. */
 int kiln_kernel_supported(kiln_backend_t be, kiln_op_t op);
 
-/** @returns "cpu" / "cuda" / "?". */
+/** @returns "cpu" / "cuda" / "ref" / "?". */
 const char *kiln_backend_name(kiln_backend_t be);
 
-/** Sets the number of BLAS threads (n <= 0: leave the library default). */
+/**
+ * Sets the number of threads of the CPU pool (n <= 0: leave it; default:
+ * the CPUs online). Waits for a running op to finish.
+ */
 void kiln_kernels_set_threads(int n);
 
 /** @returns the normalised mean squared error sum((a-b)^2) / sum(b^2) (0 when both are 0). */

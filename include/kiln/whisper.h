@@ -44,15 +44,36 @@ typedef struct kiln_whisper_hparams_s {
 } kiln_whisper_hparams_t;
 
 typedef struct kiln_whisper_params_s {
-    int n_threads;           /* BLAS threads; 0: library default */
-    int max_batch;           /* 30 s windows per encoder/decoder batch (>= 1) */
-    int beam_size;           /* 1: greedy (the only mode implemented so far) */
-    const char *language;    /* NULL or "": detect (multilingual models) */
+    int n_threads;           /* CPU threads (kernels' pool); 0: all CPUs online */
+    int max_batch;           /* 30 s windows decoded at once (>= 1): a window that
+                              * finishes is replaced at once by the next one */
+    int beam_size;           /* 1: greedy; > 1: beam search (CTranslate2's, as
+                              * faster-whisper runs it; default 5) */
+    float patience;          /* beam: stop after round(beam_size * patience)
+                              * finished hypotheses (1) */
+    float length_penalty;    /* beam and sampling: rank hypotheses by
+                              * sum log p / len^length_penalty (1) */
+    int best_of;             /* hypotheses sampled at a temperature > 0 (5) */
+    float temperatures[8];   /* fallback schedule: the window is decoded at
+                              * temperatures[0] (0: beam/greedy), and again at
+                              * the next one while it fails the thresholds */
+    int n_temperatures;      /* entries used (1: no fallback); default 6:
+                              * 0, 0.2, 0.4, 0.6, 0.8, 1.0 */
+    float compression_ratio_threshold; /* fall back when the text's gzip ratio
+                              * is above this (2.4; <= 0: off) */
+    float logprob_threshold; /* fall back when the avg log-prob is below (-1.0);
+                              * also the no-speech rule's log-prob (below) */
+    float no_speech_threshold;   /* skip a window when no_speech_prob is above
+                              * it and its avg log-prob is below logprob_threshold */
+    int condition_on_previous_text; /* 1: the previous windows' tokens (up to
+                              * 223) prompt the next window (default 1) */
+    float prompt_reset_on_temperature; /* forget the prompt after a window
+                              * decoded at a temperature above this (0.5) */
+    unsigned long long seed; /* sampling RNG seed (per window: seed, file, seek) */
+    const char *language;    /* NULL or "": detect on the first window (multilingual) */
     int timestamps;          /* 1: timestamp tokens and segment splitting */
     int suppress_blank;      /* 1: no blank / EOT as the first token */
     int max_initial_timestamp_index; /* first timestamp <= this * 20 ms (50 = 1 s) */
-    float no_speech_threshold;   /* skip a window when no_speech_prob is above it ... */
-    float logprob_threshold;     /* ... and its avg log-prob is below this */
     int max_new_tokens;      /* per window; 0: n_text_ctx / 2 */
     float no_speech_skip;    /* kiln's addition: skip a window whose no_speech_prob
                               * is above this whatever its log-prob (0.9; > 1: off).
@@ -68,6 +89,8 @@ typedef struct kiln_whisper_segment_s {
     int *tokens;             /* the window's tokens of this segment (timestamps included) */
     int n_tokens;
     float avg_logprob, no_speech_prob;
+    float temperature;       /* of the decoding that produced it (fallback) */
+    float compression_ratio; /* of its window's text (gzip) */
 } kiln_whisper_segment_t;
 
 typedef struct kiln_whisper_result_s {
@@ -104,8 +127,21 @@ const char *kiln_whisper_model_format(const kiln_whisper_model_t *m);
 /** @returns the text of token \p id (raw bytes, "" when out of range). */
 const char *kiln_whisper_token_text(const kiln_whisper_model_t *m, int id);
 
-/** @returns the default decoding parameters (greedy, timestamps, thresholds as Whisper). */
+/**
+ * @returns the default decoding parameters: faster-whisper's transcribe()
+ * defaults (beam 5, patience 1, length penalty 1, temperature fallback
+ * 0 .. 1 by 0.2 with best_of 5, compression ratio 2.4, log-prob -1,
+ * no-speech 0.6, conditioning on previous text, prompt reset above 0.5,
+ * timestamps), plus kiln's no_speech_skip.
+ */
 kiln_whisper_params_t kiln_whisper_default_params(void);
+
+/**
+ * @returns the parameters of the golden files (tests/golden/): greedy, one
+ * temperature (0, no fallback), no conditioning on previous text; the rest
+ * as kiln_whisper_default_params().
+ */
+kiln_whisper_params_t kiln_whisper_greedy_params(void);
 
 /**
  * Transcribes \p n inputs (16 kHz mono float PCM) as one batch: the 30 s
@@ -137,6 +173,13 @@ kiln_err_t kiln_whisper_log_mel(const kiln_whisper_model_t *m, const float *pcm,
  */
 kiln_err_t kiln_whisper_encode(const kiln_whisper_model_t *m, const float *mel, int B,
                                float *out);
+
+/**
+ * @returns the decoding parameters of a "whisper" engine state (the value
+ * load() of kiln_engine_whisper_ops returned), which the caller may change
+ * between batches (`kiln transcribe` does); NULL for NULL.
+ */
+kiln_whisper_params_t *kiln_whisper_engine_params(void *engine_state);
 
 #ifdef __cplusplus
 }

@@ -5,14 +5,18 @@
  *
  * load()      reads the model from worker.model (a CTranslate2 directory or
  *             a ggml file; empty: var/models/whisper-tiny.en), the batch size
- *             from worker.max_batch and the BLAS thread count from the
- *             environment variable KILN_WHISPER_THREADS (default: OpenBLAS's).
+ *             from worker.max_batch, and from the environment the CPU thread
+ *             count (KILN_WHISPER_THREADS, default: every CPU) and the
+ *             decoding preset (KILN_WHISPER_PRESET: "default", faster-whisper's
+ *             defaults with beam 5 and fallback, or "greedy", the golden
+ *             files' settings).
  * run_batch() transcribes all requests of the batch together; requests that
- *             ask for different languages run as separate groups. A request
+ *             ask for different languages or beam sizes run as separate
+ *             groups (a request's beam_size 0 takes the engine's). A request
  *             that fails gets its own error; the batch fails only when
  *             memory runs out.
- * Beam search is not implemented yet: beam_size > 1 runs greedy, and the
- * info JSON says so ("beam": 1).
+ * kiln_whisper_engine_params() lets `kiln transcribe` change the decoding
+ * parameters after load().
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +43,9 @@ static void *kiln_whisper_engine_load(const kiln_conf_t *conf, char *errstr,
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    we->params = kiln_whisper_default_params();
+    const char *preset = getenv("KILN_WHISPER_PRESET");
+    we->params = preset && !strcmp(preset, "greedy") ? kiln_whisper_greedy_params()
+                                                     : kiln_whisper_default_params();
     long long mb = kiln_conf_get_int(conf, "worker.max_batch");
     if (mb > 0)
         we->params.max_batch = (int)(mb > 256 ? 256 : mb);
@@ -59,8 +65,12 @@ static void *kiln_whisper_engine_load(const kiln_conf_t *conf, char *errstr,
 }
 
 /* Moves a whisper result into the engine's transcript type. */
+kiln_whisper_params_t *kiln_whisper_engine_params(void *state) {
+    return state ? &((kiln_whisper_engine_t *)state)->params : NULL;
+}
+
 static kiln_err_t kiln_whisper_engine_fill_(kiln_whisper_result_t *r,
-                                            const kiln_asr_request_t *req,
+                                            const kiln_asr_request_t *req, int beam,
                                             kiln_transcript_t *t) {
     t->err = r->err;
     t->duration_s = req->n_samples / 16000.0;
@@ -97,8 +107,8 @@ static kiln_err_t kiln_whisper_engine_fill_(kiln_whisper_result_t *r,
     }
     char info[256];
     snprintf(info, sizeof(info),
-             "{\"engine\":\"whisper\",\"model_ran\":true,\"beam\":1,\"windows\":%d,"
-             "\"tokens\":%d}", r->n_windows, r->n_tokens);
+             "{\"engine\":\"whisper\",\"model_ran\":true,\"beam\":%d,\"windows\":%d,"
+             "\"tokens\":%d}", beam, r->n_windows, r->n_tokens);
     t->info_json = strdup(info);
     return t->info_json ? KILN_OK : KILN_ERR__NOMEM;
 }
@@ -116,16 +126,18 @@ static kiln_err_t kiln_whisper_engine_run(void *state, const kiln_asr_request_t 
         err = KILN_ERR__NOMEM;
         goto out;
     }
-    /* one group per requested language (NULL and "" detect) */
+    /* one group per requested language (NULL and "" detect) and beam size */
     for (int first = 0; first < n; first++) {
         if (done[first])
             continue;
         const char *lang = reqs[first].language && *reqs[first].language
                                ? reqs[first].language : "";
+        int beam = reqs[first].beam_size > 0 ? reqs[first].beam_size : we->params.beam_size;
         int k = 0;
         for (int i = first; i < n; i++) {
             const char *li = reqs[i].language && *reqs[i].language ? reqs[i].language : "";
-            if (done[i] || strcmp(li, lang))
+            int bi = reqs[i].beam_size > 0 ? reqs[i].beam_size : we->params.beam_size;
+            if (done[i] || strcmp(li, lang) || bi != beam)
                 continue;
             done[i] = 1;
             pcm[k] = reqs[i].pcm;
@@ -134,10 +146,11 @@ static kiln_err_t kiln_whisper_engine_run(void *state, const kiln_asr_request_t 
         }
         kiln_whisper_params_t p = we->params;
         p.language = *lang ? lang : NULL;
+        p.beam_size = beam;
         memset(res, 0, sizeof(*res) * (size_t)n);
         err = kiln_whisper_transcribe(we->model, &p, pcm, ns, k, res);
         for (int j = 0; j < k && err == KILN_OK; j++)
-            err = kiln_whisper_engine_fill_(&res[j], &reqs[map[j]], &out[map[j]]);
+            err = kiln_whisper_engine_fill_(&res[j], &reqs[map[j]], beam, &out[map[j]]);
         for (int j = 0; j < k; j++)
             kiln_whisper_result_clear(&res[j]);
         if (err != KILN_OK)
@@ -162,7 +175,7 @@ static void kiln_whisper_engine_destroy(void *state) {
 
 const kiln_engine_ops_t kiln_engine_whisper_ops = {
     .name = "whisper",
-    .description = "Whisper speech recognition (CTranslate2 or ggml weights, CPU reference)",
+    .description = "Whisper speech recognition (CTranslate2, ggml or HF weights; CPU)",
     .load = kiln_whisper_engine_load,
     .run_batch = kiln_whisper_engine_run,
     .destroy = kiln_whisper_engine_destroy,

@@ -435,7 +435,7 @@ kiln_whisper_model_t *kiln_whisper_model_load(const char *path, char *errstr,
             rc = kiln_whisper_load_ct2_(m, dir, path, errstr, errstr_size);
         }
     }
-    if (rc) {
+    if (rc || kiln_whisper_prepare_(m, errstr, errstr_size)) {
         kiln_whisper_model_destroy(m);
         return NULL;
     }
@@ -448,6 +448,7 @@ kiln_whisper_model_t *kiln_whisper_model_load(const char *path, char *errstr,
 void kiln_whisper_model_destroy(kiln_whisper_model_t *m) {
     if (!m)
         return;
+    kiln_whisper_cache_free_(m);
     for (int i = 0; i < m->n_bufs; i++)
         free(m->bufs[i]);
     free(m->bufs);

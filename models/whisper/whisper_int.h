@@ -44,6 +44,8 @@ typedef struct kiln_wdec_layer_s {
     float *ln1_g, *ln1_b, *w_qkv, *b_qkv, *w_o, *b_o;      /* self-attention */
     float *lnx_g, *lnx_b, *wx_q, *bx_q, *wx_kv, *bx_kv, *wx_o, *bx_o; /* cross */
     float *ln2_g, *ln2_b, *w_fc1, *b_fc1, *w_fc2, *b_fc2;
+    /* the same linear weights packed for decoder steps (kiln_pack16_cpu) */
+    float *p_qkv, *p_o, *px_q, *px_o, *p_fc1, *p_fc2;
 } kiln_wdec_layer_t;
 
 typedef struct kiln_wvocab_s {
@@ -66,6 +68,8 @@ struct kiln_whisper_model_s {
     float *tok_emb, *dec_pos, *dec_ln_g, *dec_ln_b;
     kiln_wdec_layer_t *dec;
     float *mel_filters;      /* [n_mels, 201] */
+    float *tok_emb_p;        /* tok_emb packed: the output projection of a step */
+    struct kiln_wcache_s *cache; /* reusable per-call workspaces (whisper.c) */
     kiln_wvocab_t vocab;
     /* every fp32 buffer above, freed together */
     void **bufs;
@@ -96,6 +100,11 @@ void kiln_whisper_vocab_specials(kiln_wvocab_t *v, int n_vocab);
 /* Default suppress lists (openai's non-speech symbols) when the file has none. */
 int kiln_whisper_vocab_default_suppress(kiln_wvocab_t *v);
 void kiln_whisper_vocab_free(kiln_wvocab_t *v);
+
+/* Packs the decoder weights and creates the workspace cache (after a loader). */
+int kiln_whisper_prepare_(kiln_whisper_model_t *m, char *errstr, size_t errstr_size);
+/* Frees the workspace cache (model destroy). */
+void kiln_whisper_cache_free_(kiln_whisper_model_t *m);
 
 /* ---- format loaders */
 int kiln_whisper_load_ct2_(kiln_whisper_model_t *m, const char *dir, const char *bin,

@@ -1,0 +1,976 @@
+/*
+ * cmd/bench_asr.c - `kiln bench asr` and `kiln bench wer`: kiln's Whisper
+ * against faster-whisper on the same model, audio and thread count.
+ *
+ * bench asr
+ *   1. loads the model once and decodes every audio file of DIR (the files
+ *      of DIR/transcripts.tsv) to 16 kHz PCM, in this process;
+ *   2. starts faster-whisper (bench/asr_fw.py in ./var/venv) as a child
+ *      process that loads the same model and audio and then transcribes
+ *      every file on each "run" line it reads (skipped, with a note, when
+ *      the venv is absent);
+ *   3. runs kiln and faster-whisper interleaved, A B A B, one warm-up pass
+ *      each and then --reps timed passes each, and reports the median wall
+ *      time of a pass, the real-time factor (wall / audio), the speed ratio
+ *      (faster-whisper time / kiln time) and the WER of each side's last
+ *      pass against the references (bench/asr_wer.py: Whisper's English
+ *      normaliser and jiwer; without the venv, a basic normaliser written
+ *      here: lower case, punctuation dropped);
+ *   4. measures kiln alone at batch 1, 8 and 32 (--scaling), median of
+ *      --scaling-reps passes each: throughput in x real time;
+ *   5. prints a table, with --json one JSON object as the last line, and
+ *      writes it to bench/results/asr-<date>-<hostname>.json (--out, or
+ *      --no-save).
+ * Both sides use the same decoding settings: --preset greedy (default;
+ * beam 1, temperature 0, no conditioning: the golden files' settings, where
+ * the tokens match) or --preset default (faster-whisper's defaults: beam 5,
+ * temperature fallback, conditioning), --beam N overriding the beam size.
+ * Timings on a CPU machine are ratios: kiln and the reference run in turn on
+ * the same cores, and only the ratio is meant to be compared between runs.
+ *
+ * bench wer DIR
+ *   transcribes DIR's files with kiln and prints its WER, and faster-whisper's
+ *   WER on the same files and settings when the venv exists.
+ *
+ * Exit: 0, 1 on failure, 2 on a usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kiln/audio.h"
+#include "kiln/kernels.h"
+#include "kiln/whisper.h"
+
+int kiln_cmd_bench_asr(int argc, char **argv);
+int kiln_cmd_bench_wer(int argc, char **argv);
+
+#define KILN_BA_DEFAULT_MODEL "var/models/whisper-tiny.en"
+#define KILN_BA_DEFAULT_DIR "../shared/data/speech/dev"
+
+typedef struct {
+    char *name;              /* file name as in transcripts.tsv */
+    char *ref;               /* reference text */
+    kiln_audio_t au;
+} kiln_ba_file_t;
+
+typedef struct {
+    const char *model, *dir, *preset, *out, *venv, *ref_omp;
+    int threads, beam, batch, reps, sreps, json, no_ref, no_save, max_files;
+    int scaling[8], n_scaling;
+} kiln_ba_opts_t;
+
+static double kiln_ba_now_(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int kiln_ba_cmp_(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double kiln_ba_median_(const double *v, int n) {
+    double tmp[64];
+    if (n <= 0)
+        return 0.0;
+    if (n > 64)
+        n = 64;
+    memcpy(tmp, v, sizeof(double) * n);
+    qsort(tmp, n, sizeof(double), kiln_ba_cmp_);
+    return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+}
+
+static int kiln_ba_exists_(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* Finds bench/<name> next to the working directory or the kiln binary's repository. */
+static const char *kiln_ba_script_(const char *name, char *buf, size_t size) {
+    snprintf(buf, size, "bench/%s", name);
+    if (kiln_ba_exists_(buf))
+        return buf;
+    char exe[1024];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *s = strrchr(exe, '/');
+        if (s) {
+            *s = '\0';
+            snprintf(buf, size, "%s/../bench/%s", exe, name);
+            if (kiln_ba_exists_(buf))
+                return buf;
+        }
+    }
+    return NULL;
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static void kiln_ba_files_free_(kiln_ba_file_t *f, int n) {
+    for (int i = 0; f && i < n; i++) {
+        free(f[i].name);
+        free(f[i].ref);
+        kiln_audio_free(&f[i].au);
+    }
+    free(f);
+}
+
+/* Reads DIR/transcripts.tsv and decodes every file. @returns the count, -1 on failure. */
+static int kiln_ba_files_load_(const char *dir, int max, kiln_ba_file_t **out) {
+    char path[4096], err[512];
+    snprintf(path, sizeof(path), "%s/transcripts.tsv", dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        fprintf(stderr, "kiln bench: could not open \"%s\": %s\n", path, strerror(errno));
+        return -1;
+    }
+    kiln_ba_file_t *f = NULL;
+    int n = 0, cap = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &lcap, fp)) >= 0 && (max <= 0 || n < max)) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        char *tab = strchr(line, '\t');
+        if (!tab)
+            continue;
+        *tab = '\0';
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            kiln_ba_file_t *nf = realloc(f, sizeof(*f) * cap);
+            if (!nf)
+                break;
+            f = nf;
+        }
+        memset(&f[n], 0, sizeof(f[n]));
+        f[n].name = strdup(line);
+        f[n].ref = strdup(tab + 1);
+        snprintf(path, sizeof(path), "%s/%s", dir, line);
+        if (kiln_audio_decode_file(path, 16000, 0, &f[n].au, err, sizeof(err)) != KILN_OK) {
+            fprintf(stderr, "kiln bench: %s (skipped)\n", err);
+            free(f[n].name);
+            free(f[n].ref);
+            continue;
+        }
+        n++;
+    }
+    free(line);
+    fclose(fp);
+    if (n == 0) {
+        fprintf(stderr, "kiln bench: no audio file could be read from %s\n", dir);
+        kiln_ba_files_free_(f, n);
+        return -1;
+    }
+    *out = f;
+    return n;
+}
+
+static double kiln_ba_audio_s_(const kiln_ba_file_t *f, int n) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++)
+        s += f[i].au.n_samples / 16000.0;
+    return s;
+}
+
+/* ---- kiln side ---------------------------------------------------------- */
+
+static kiln_whisper_params_t kiln_ba_params_(const kiln_ba_opts_t *o, int batch) {
+    kiln_whisper_params_t p = strcmp(o->preset, "default") ? kiln_whisper_greedy_params()
+                                                           : kiln_whisper_default_params();
+    if (o->beam > 0)
+        p.beam_size = o->beam;
+    p.max_batch = batch;
+    p.n_threads = o->threads;
+    return p;
+}
+
+/*
+ * One pass of kiln over every file (one batched call). texts[i] gets file
+ * i's text (malloc'ed, replacing what was there) when texts is not NULL.
+ * @returns the wall time in seconds, or -1.
+ */
+static double kiln_ba_kiln_pass_(const kiln_whisper_model_t *m, const kiln_whisper_params_t *p,
+                                 const kiln_ba_file_t *f, int n, char **texts) {
+    const float **pcm = calloc((size_t)n, sizeof(*pcm));
+    size_t *ns = calloc((size_t)n, sizeof(*ns));
+    kiln_whisper_result_t *res = calloc((size_t)n, sizeof(*res));
+    double t = -1.0;
+    if (!pcm || !ns || !res)
+        goto done;
+    for (int i = 0; i < n; i++) {
+        pcm[i] = f[i].au.pcm;
+        ns[i] = f[i].au.n_samples;
+    }
+    double t0 = kiln_ba_now_();
+    kiln_err_t e = kiln_whisper_transcribe(m, p, pcm, ns, n, res);
+    t = kiln_ba_now_() - t0;
+    if (e != KILN_OK) {
+        fprintf(stderr, "kiln bench: could not transcribe: %s\n", kiln_err2str(e));
+        t = -1.0;
+    }
+    for (int i = 0; i < n; i++) {
+        if (texts && e == KILN_OK) {
+            free(texts[i]);
+            texts[i] = strdup(res[i].err == KILN_OK && res[i].text ? res[i].text : "");
+        }
+        kiln_whisper_result_clear(&res[i]);
+    }
+done:
+    free(pcm);
+    free(ns);
+    free(res);
+    return t;
+}
+
+/* ---- faster-whisper side (child process) --------------------------------- */
+
+typedef struct {
+    pid_t pid;
+    FILE *in, *out;
+    char log[64];
+} kiln_ba_ref_t;
+
+/* Starts bench/asr_fw.py. @returns 0, or -1 with *why set (venv or script missing, ...). */
+static int kiln_ba_ref_start_(kiln_ba_ref_t *r, const kiln_ba_opts_t *o,
+                              const kiln_ba_file_t *f, int n, const char **why) {
+    static char whybuf[600];
+    char py[1024], script_buf[1024], thr[16];
+    memset(r, 0, sizeof(*r));
+    r->pid = -1;
+    snprintf(py, sizeof(py), "%s/bin/python", o->venv);
+    const char *script = kiln_ba_script_("asr_fw.py", script_buf, sizeof(script_buf));
+    if (!kiln_ba_exists_(py)) {
+        snprintf(whybuf, sizeof(whybuf), "no reference: %s is absent (make ref-venv)", py);
+        *why = whybuf;
+        return -1;
+    }
+    if (!script) {
+        *why = "no reference: bench/asr_fw.py not found";
+        return -1;
+    }
+    int to_child[2], from_child[2];
+    if (pipe(to_child) || pipe(from_child)) {
+        *why = "could not create pipes";
+        return -1;
+    }
+    snprintf(r->log, sizeof(r->log), "/tmp/kiln-bench-asr-fw.%d.log", (int)getpid());
+    snprintf(thr, sizeof(thr), "%d", o->threads > 0 ? o->threads : kiln_kernels_threads());
+    char **args = calloc((size_t)n + 16, sizeof(char *));
+    char beam[16];
+    int a = 0;
+    args[a++] = py;
+    args[a++] = (char *)script;
+    args[a++] = "--model";
+    args[a++] = (char *)o->model;
+    args[a++] = "--threads";
+    args[a++] = thr;
+    args[a++] = "--preset";
+    args[a++] = (char *)o->preset;
+    if (o->beam > 0) {
+        snprintf(beam, sizeof(beam), "%d", o->beam);
+        args[a++] = "--beam";
+        args[a++] = beam;
+    }
+    char **paths = calloc((size_t)n, sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(o->dir) + strlen(f[i].name) + 2;
+        paths[i] = malloc(len);
+        snprintf(paths[i], len, "%s/%s", o->dir, f[i].name);
+        args[a++] = paths[i];
+    }
+    args[a] = NULL;
+    fflush(NULL);
+    r->pid = fork();
+    if (r->pid == 0) {
+        dup2(to_child[0], 0);
+        dup2(from_child[1], 1);
+        FILE *lf = fopen(r->log, "w");
+        if (lf)
+            dup2(fileno(lf), 2);
+        /* libgomp's default (active) waiting spins on every core between
+         * parallel regions; on a shared machine that alone made faster-whisper
+         * 2-3x slower. Passive waiting is the baseline's best case there. */
+        if (strcmp(o->ref_omp, "active"))
+            setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+        close(to_child[1]);
+        close(from_child[0]);
+        execv(py, args);
+        _exit(127);
+    }
+    for (int i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+    free(args);
+    close(to_child[0]);
+    close(from_child[1]);
+    if (r->pid < 0) {
+        close(to_child[1]);
+        close(from_child[0]);
+        *why = "could not start the reference process";
+        return -1;
+    }
+    r->in = fdopen(to_child[1], "w");
+    r->out = fdopen(from_child[0], "r");
+    char *line = NULL;
+    size_t cap = 0;
+    int ok = r->out && getline(&line, &cap, r->out) > 0 && strstr(line, "\"ready\"");
+    free(line);
+    if (!ok) {
+        snprintf(whybuf, sizeof(whybuf), "the reference process failed to start (log: %s)",
+                 r->log);
+        *why = whybuf;
+        return -1;
+    }
+    return 0;
+}
+
+/* One reference pass. @returns its elapsed seconds (as it measured them), or -1. */
+static double kiln_ba_ref_pass_(kiln_ba_ref_t *r, const kiln_ba_file_t *f, int n, char **texts,
+                                long *rss_kb) {
+    fprintf(r->in, "run\n");
+    fflush(r->in);
+    char *line = NULL;
+    size_t cap = 0;
+    double el = -1.0;
+    if (getline(&line, &cap, r->out) > 0) {
+        json_error_t je;
+        json_t *o = json_loads(line, 0, &je);
+        json_t *e = o ? json_object_get(o, "elapsed") : NULL;
+        if (json_is_number(e)) {
+            el = json_number_value(e);
+            if (rss_kb)
+                *rss_kb = (long)json_integer_value(json_object_get(o, "maxrss_kb"));
+            json_t *tx = json_object_get(o, "texts");
+            for (int i = 0; texts && i < n; i++) {
+                const char *base = strrchr(f[i].name, '/') ? strrchr(f[i].name, '/') + 1
+                                                           : f[i].name;
+                const char *s = json_string_value(json_object_get(tx, base));
+                free(texts[i]);
+                texts[i] = strdup(s ? s : "");
+            }
+        }
+        json_decref(o);
+    }
+    free(line);
+    return el;
+}
+
+static void kiln_ba_ref_stop_(kiln_ba_ref_t *r) {
+    if (r->in) {
+        fprintf(r->in, "quit\n");
+        fclose(r->in);
+    }
+    if (r->out)
+        fclose(r->out);
+    if (r->pid > 0)
+        waitpid(r->pid, NULL, 0);
+    if (r->log[0])
+        unlink(r->log);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ---- WER ---------------------------------------------------------------- */
+
+/* Lower-cases ASCII, keeps letters, digits and apostrophes, splits on the rest. */
+static int kiln_ba_words_(const char *s, char ***out) {
+    int n = 0, cap = 16;
+    char **w = malloc(sizeof(char *) * cap);
+    char buf[256];
+    int len = 0;
+    for (const char *p = s;; p++) {
+        unsigned char c = (unsigned char)*p;
+        int keep = c && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') || c == '\'' || c >= 0x80);
+        if (keep && len < (int)sizeof(buf) - 1) {
+            buf[len++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        } else if (!keep && len > 0) {
+            buf[len] = '\0';
+            if (n == cap) {
+                cap *= 2;
+                w = realloc(w, sizeof(char *) * cap);
+            }
+            w[n++] = strdup(buf);
+            len = 0;
+        }
+        if (!c)
+            break;
+    }
+    *out = w;
+    return n;
+}
+
+/* Word edit distance of hyp against ref. */
+static int kiln_ba_edits_(char **r, int nr, char **h, int nh) {
+    int *prev = malloc(sizeof(int) * (nh + 1)), *cur = malloc(sizeof(int) * (nh + 1));
+    for (int j = 0; j <= nh; j++)
+        prev[j] = j;
+    for (int i = 1; i <= nr; i++) {
+        cur[0] = i;
+        for (int j = 1; j <= nh; j++) {
+            int sub = prev[j - 1] + (strcmp(r[i - 1], h[j - 1]) != 0);
+            int del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        int *t = prev;
+        prev = cur;
+        cur = t;
+    }
+    int d = prev[nh];
+    free(prev);
+    free(cur);
+    return d;
+}
+
+/* WER in percent with the basic normaliser (when the venv is absent). */
+static double kiln_ba_wer_basic_(const kiln_ba_file_t *f, int n, char **texts) {
+    long edits = 0, words = 0;
+    for (int i = 0; i < n; i++) {
+        char **rw, **hw;
+        int nr = kiln_ba_words_(f[i].ref, &rw), nh = kiln_ba_words_(texts[i] ? texts[i] : "", &hw);
+        edits += kiln_ba_edits_(rw, nr, hw, nh);
+        words += nr;
+        for (int k = 0; k < nr; k++)
+            free(rw[k]);
+        for (int k = 0; k < nh; k++)
+            free(hw[k]);
+        free(rw);
+        free(hw);
+    }
+    return words ? 100.0 * edits / words : 0.0;
+}
+
+/*
+ * WER in percent of each text set (kiln's, and the reference's when not
+ * NULL) with bench/asr_wer.py (Whisper's English normaliser + jiwer).
+ * @returns 0, or -1 when the script or venv is missing (nothing set).
+ */
+static int kiln_ba_wer_py_(const kiln_ba_opts_t *o, const kiln_ba_file_t *f, int n,
+                           char **kt, char **rt, double *wk, double *wr) {
+    char py[1024], sb[1024], tk[128], tr[128], cmd[4096];
+    snprintf(py, sizeof(py), "%s/bin/python", o->venv);
+    const char *script = kiln_ba_script_("asr_wer.py", sb, sizeof(sb));
+    if (!script || !kiln_ba_exists_(py))
+        return -1;
+    snprintf(tk, sizeof(tk), "/tmp/kiln-bench-wer-kiln.%d.tsv", (int)getpid());
+    snprintf(tr, sizeof(tr), "/tmp/kiln-bench-wer-ref.%d.tsv", (int)getpid());
+    for (int w = 0; w < 2; w++) {
+        char **t = w ? rt : kt;
+        if (!t)
+            continue;
+        FILE *fp = fopen(w ? tr : tk, "w");
+        if (!fp)
+            return -1;
+        for (int i = 0; i < n; i++) {
+            fprintf(fp, "%s\t", f[i].name);
+            for (const char *c = t[i] ? t[i] : ""; *c; c++) /* one line per file */
+                fputc(*c == '\t' || *c == '\n' ? ' ' : *c, fp);
+            fputc('\n', fp);
+        }
+        fclose(fp);
+    }
+    snprintf(cmd, sizeof(cmd), "'%s' '%s' --json '%s' '%s' %s%s%s 2>/dev/null", py, script,
+             o->dir, tk, rt ? "'" : "", rt ? tr : "", rt ? "'" : "");
+    FILE *pp = popen(cmd, "r");
+    int got = 0;
+    if (pp) {
+        char line[1024];
+        while (fgets(line, sizeof(line), pp)) {
+            json_error_t je;
+            json_t *j = json_loads(line, 0, &je);
+            const char *h = j ? json_string_value(json_object_get(j, "hyp")) : NULL;
+            json_t *v = j ? json_object_get(j, "wer") : NULL;
+            if (h && json_is_number(v)) {
+                if (!strcmp(h, tk)) {
+                    *wk = json_number_value(v);
+                    got |= 1;
+                } else if (!strcmp(h, tr)) {
+                    *wr = json_number_value(v);
+                    got |= 2;
+                }
+            }
+            json_decref(j);
+        }
+        pclose(pp);
+    }
+    unlink(tk);
+    if (rt)
+        unlink(tr);
+    return (got & 1) && (!rt || (got & 2)) ? 0 : -1;
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+static void kiln_ba_usage_(FILE *fp, int wer) {
+    if (wer)
+        fprintf(fp, "usage: kiln bench wer [OPTIONS] [DIR]\n\n"
+                    "Transcribes DIR's files (DIR/transcripts.tsv: file<TAB>reference) with kiln\n"
+                    "and prints the WER after Whisper's English normalisation, and the WER of\n"
+                    "faster-whisper (./var/venv) on the same files and settings.\n\n");
+    else
+        fprintf(fp, "usage: kiln bench asr [OPTIONS]\n\n"
+                    "Times kiln and faster-whisper (./var/venv, as a child process) on the same\n"
+                    "model, audio and thread count, interleaved (A B A B), and prints each one's\n"
+                    "real-time factor and WER, the speed ratio, and kiln's throughput at several\n"
+                    "batch sizes.\n\n");
+    fprintf(fp,
+            "  --model PATH      model (default " KILN_BA_DEFAULT_MODEL ")\n"
+            "  --dir DIR         audio and transcripts.tsv (default " KILN_BA_DEFAULT_DIR ")\n"
+            "  --threads N       CPU threads of both sides (default: all CPUs)\n"
+            "  --preset P        greedy (default: beam 1, temperature 0, no conditioning)\n"
+            "                    or default (faster-whisper's defaults)\n"
+            "  --beam N          beam size of both sides (overrides the preset's)\n"
+            "  --batch N         kiln's windows decoded together (default 8)\n"
+            "  --files N         only the first N files\n"
+            "  --no-ref          kiln only\n"
+            "  --venv DIR        the reference's venv (default var/venv)\n"
+            "  --ref-omp MODE    passive (default: OMP_WAIT_POLICY=PASSIVE for the\n"
+            "                    reference, its best case on a busy machine) or active\n"
+            "  --json            also print one JSON object as the last line\n");
+    if (!wer)
+        fprintf(fp,
+                "  --reps N          timed passes per side (default 5), after a warm-up\n"
+                "  --scaling LIST    kiln batch sizes to measure (default 1,8,32; \"\" none)\n"
+                "  --scaling-reps N  passes per batch size (default 3)\n"
+                "  --out FILE        result JSON (default bench/results/asr-DATE-HOST.json)\n"
+                "  --no-save         do not write the result JSON\n");
+    fprintf(fp, "  -h, --help        this text\n");
+}
+
+/* @returns 0, 1 (help printed) or -1 (usage error printed). */
+static int kiln_ba_parse_(int argc, char **argv, kiln_ba_opts_t *o, int wer) {
+    static const struct option lo[] = {
+        {"model", required_argument, 0, 'm'}, {"dir", required_argument, 0, 'd'},
+        {"threads", required_argument, 0, 't'}, {"preset", required_argument, 0, 'p'},
+        {"beam", required_argument, 0, 'b'}, {"batch", required_argument, 0, 'B'},
+        {"files", required_argument, 0, 'F'}, {"no-ref", no_argument, 0, 'N'},
+        {"venv", required_argument, 0, 'v'}, {"json", no_argument, 0, 'j'},
+        {"reps", required_argument, 0, 'r'}, {"scaling", required_argument, 0, 's'},
+        {"scaling-reps", required_argument, 0, 'R'}, {"out", required_argument, 0, 'o'},
+        {"no-save", no_argument, 0, 'x'}, {"ref-omp", required_argument, 0, 'O'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    memset(o, 0, sizeof(*o));
+    o->model = KILN_BA_DEFAULT_MODEL;
+    o->dir = KILN_BA_DEFAULT_DIR;
+    o->preset = "greedy";
+    o->venv = "var/venv";
+    o->ref_omp = "passive";
+    o->batch = 8;
+    o->reps = 5;
+    o->sreps = 3;
+    o->scaling[0] = 1;
+    o->scaling[1] = 8;
+    o->scaling[2] = 32;
+    o->n_scaling = wer ? 0 : 3;
+    const char *me = wer ? "kiln bench wer" : "kiln bench asr";
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        char *end = NULL;
+        long v = 0;
+        if (optarg && strchr("tbBFrR", c)) {
+            v = strtol(optarg, &end, 10);
+            if (*end || v < (c == 't' || c == 'b' ? 0 : 1) || v > 4096) {
+                fprintf(stderr, "%s: invalid value \"%s\" for an option\n", me, optarg);
+                return -1;
+            }
+        }
+        switch (c) {
+        case 'm': o->model = optarg; break;
+        case 'd': o->dir = optarg; break;
+        case 't': o->threads = (int)v; break;
+        case 'p':
+            if (strcmp(optarg, "greedy") && strcmp(optarg, "default")) {
+                fprintf(stderr, "%s: invalid --preset \"%s\" (greedy or default)\n", me, optarg);
+                return -1;
+            }
+            o->preset = optarg;
+            break;
+        case 'b': o->beam = (int)v; break;
+        case 'B': o->batch = (int)v; break;
+        case 'F': o->max_files = (int)v; break;
+        case 'N': o->no_ref = 1; break;
+        case 'v': o->venv = optarg; break;
+        case 'j': o->json = 1; break;
+        case 'r': o->reps = (int)(v > 50 ? 50 : v); break;
+        case 'R': o->sreps = (int)(v > 50 ? 50 : v); break;
+        case 'o': o->out = optarg; break;
+        case 'x': o->no_save = 1; break;
+        case 'O':
+            if (strcmp(optarg, "passive") && strcmp(optarg, "active")) {
+                fprintf(stderr, "%s: invalid --ref-omp \"%s\" (passive or active)\n", me, optarg);
+                return -1;
+            }
+            o->ref_omp = optarg;
+            break;
+        case 's': {
+            o->n_scaling = 0;
+            char *dup = strdup(optarg), *save = NULL;
+            for (char *t = strtok_r(dup, ",", &save); t && o->n_scaling < 8;
+                 t = strtok_r(NULL, ",", &save)) {
+                int b = atoi(t);
+                if (b < 1 || b > 256) {
+                    fprintf(stderr, "%s: invalid batch size \"%s\" in --scaling\n", me, t);
+                    free(dup);
+                    return -1;
+                }
+                o->scaling[o->n_scaling++] = b;
+            }
+            free(dup);
+            break;
+        }
+        case 'h': kiln_ba_usage_(stdout, wer); return 1;
+        default: kiln_ba_usage_(stderr, wer); return -1;
+        }
+    }
+    if (wer && optind < argc)
+        o->dir = argv[optind++];
+    if (optind < argc) {
+        kiln_ba_usage_(stderr, wer);
+        return -1;
+    }
+    return 0;
+}
+
+static void kiln_ba_machine_(char *host, size_t hs, char *cpu, size_t cs, char *date,
+                             size_t ds) {
+    if (gethostname(host, hs))
+        snprintf(host, hs, "unknown");
+    host[hs - 1] = '\0';
+    snprintf(cpu, cs, "unknown");
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (fp && fgets(line, sizeof(line), fp))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            snprintf(cpu, cs, "%s", strchr(line, ':') + 2);
+            cpu[strcspn(cpu, "\n")] = '\0';
+            break;
+        }
+    if (fp)
+        fclose(fp);
+    time_t now = time(NULL);
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    if (sde)
+        now = (time_t)atoll(sde);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, ds, "%Y-%m-%d", &tm);
+}
+
+static void kiln_ba_texts_free_(char **t, int n) {
+    for (int i = 0; t && i < n; i++)
+        free(t[i]);
+    free(t);
+}
+
+/* ---- kiln bench asr ----------------------------------------------------- */
+
+int kiln_cmd_bench_asr(int argc, char **argv) {
+    kiln_ba_opts_t o;
+    int rc = kiln_ba_parse_(argc, argv, &o, 0);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    char err[512], host[256], cpu[256], date[32];
+    kiln_ba_machine_(host, sizeof(host), cpu, sizeof(cpu), date, sizeof(date));
+    if (o.threads > 0)
+        kiln_kernels_set_threads(o.threads);
+    const int threads = o.threads > 0 ? o.threads : kiln_kernels_threads();
+    kiln_whisper_model_t *m = kiln_whisper_model_load(o.model, err, sizeof(err));
+    if (!m) {
+        fprintf(stderr, "kiln bench asr: %s\n", err);
+        return 1;
+    }
+    kiln_ba_file_t *f = NULL;
+    int n = kiln_ba_files_load_(o.dir, o.max_files, &f);
+    if (n < 0) {
+        kiln_whisper_model_destroy(m);
+        return 1;
+    }
+    const double audio_s = kiln_ba_audio_s_(f, n);
+    char **kt = calloc((size_t)n, sizeof(char *)), **rt = calloc((size_t)n, sizeof(char *));
+    double tk[64], tr[64], wk = -1.0, wr = -1.0;
+    int nk = 0, nr = 0;
+    long ref_rss = 0;
+    const char *why = NULL;
+    kiln_ba_ref_t ref = {.pid = -1};
+    int have_ref = !o.no_ref && kiln_ba_ref_start_(&ref, &o, f, n, &why) == 0;
+    if (o.no_ref)
+        why = "no reference: --no-ref";
+    if (!have_ref)
+        kiln_ba_ref_stop_(&ref);
+    kiln_whisper_params_t p = kiln_ba_params_(&o, o.batch);
+    double load0 = 0.0;
+    getloadavg(&load0, 1);
+    fprintf(stderr, "kiln bench asr: %d files, %.1f s of audio, %d threads, preset %s, beam %d, "
+            "kiln batch %d%s%s\n", n, audio_s, threads, o.preset, p.beam_size, o.batch,
+            have_ref ? "" : "; ", have_ref ? "" : why);
+    /* warm-up, then A B A B */
+    rc = 0;
+    if (kiln_ba_kiln_pass_(m, &p, f, n, kt) < 0 ||
+        (have_ref && kiln_ba_ref_pass_(&ref, f, n, rt, NULL) < 0)) {
+        fprintf(stderr, "kiln bench asr: the warm-up pass failed\n");
+        rc = 1;
+        goto out;
+    }
+    for (int r = 0; r < o.reps; r++) {
+        double t = kiln_ba_kiln_pass_(m, &p, f, n, kt);
+        if (t < 0) {
+            rc = 1;
+            goto out;
+        }
+        tk[nk++] = t;
+        fprintf(stderr, "  rep %d: kiln %.2f s", r + 1, t);
+        if (have_ref) {
+            t = kiln_ba_ref_pass_(&ref, f, n, rt, &ref_rss);
+            if (t < 0) {
+                fprintf(stderr, "\nkiln bench asr: the reference pass failed (log: %s)\n",
+                        ref.log);
+                rc = 1;
+                goto out;
+            }
+            tr[nr++] = t;
+            fprintf(stderr, ", faster-whisper %.2f s", t);
+        }
+        fprintf(stderr, "\n");
+    }
+    if (have_ref)
+        kiln_ba_ref_stop_(&ref);
+    const char *wer_how = "whisper-normalizer";
+    if (kiln_ba_wer_py_(&o, f, n, kt, have_ref ? rt : NULL, &wk, &wr)) {
+        wer_how = "basic (lower case, no punctuation; venv absent)";
+        wk = kiln_ba_wer_basic_(f, n, kt);
+        wr = have_ref ? kiln_ba_wer_basic_(f, n, rt) : -1.0;
+    }
+    /* batch scaling, kiln alone */
+    double sc_t[8] = {0};
+    for (int s = 0; s < o.n_scaling; s++) {
+        kiln_whisper_params_t ps = kiln_ba_params_(&o, o.scaling[s]);
+        double ts[64];
+        int nts = 0;
+        kiln_ba_kiln_pass_(m, &ps, f, n, NULL); /* warm-up (workspace sizes) */
+        for (int r = 0; r < o.sreps; r++) {
+            double t = kiln_ba_kiln_pass_(m, &ps, f, n, NULL);
+            if (t > 0)
+                ts[nts++] = t;
+        }
+        sc_t[s] = kiln_ba_median_(ts, nts);
+        fprintf(stderr, "  scaling: batch %d: %.2f s (median of %d)\n", o.scaling[s], sc_t[s],
+                nts);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    const double mk = kiln_ba_median_(tk, nk), mr = have_ref ? kiln_ba_median_(tr, nr) : 0.0;
+    const double ratio = have_ref && mk > 0 ? mr / mk : 0.0;
+
+    /* table */
+    printf("ASR on CPU (%s, %d threads): %s, %d files, %.1f s of audio\n", cpu, threads, o.dir,
+           n, audio_s);
+    printf("model %s, preset %s, beam %d; median of %d interleaved passes after a warm-up\n",
+           o.model, o.preset, p.beam_size, o.reps);
+    printf("load average at start %.2f; reference with OMP_WAIT_POLICY %s\n\n", load0,
+           strcmp(o.ref_omp, "active") ? "PASSIVE" : "(library default)");
+    printf("  %-16s %10s %10s %12s %8s\n", "implementation", "wall s", "RTF", "x real time",
+           "WER %");
+    printf("  %-16s %10.2f %10.4f %12.1f %8.2f\n", "kiln", mk, mk / audio_s, audio_s / mk, wk);
+    if (have_ref)
+        printf("  %-16s %10.2f %10.4f %12.1f %8.2f\n", "faster-whisper", mr, mr / audio_s,
+               audio_s / mr, wr);
+    else
+        printf("  %-16s %s\n", "faster-whisper", why);
+    printf("  %-16s %s\n", "whisper.cpp", "not installed here (no pywhispercpp in var/venv)");
+    if (have_ref)
+        printf("\n  ratio (kiln speed / faster-whisper speed): %.2fx\n", ratio);
+    printf("  WER normalisation: %s\n", wer_how);
+    if (o.n_scaling) {
+        printf("\n  kiln throughput by batch size (same files, median of %d):\n", o.sreps);
+        printf("  %8s %10s %12s %10s\n", "batch", "wall s", "x real time", "vs batch 1");
+        for (int s = 0; s < o.n_scaling; s++)
+            printf("  %8d %10.2f %12.1f %9.2fx\n", o.scaling[s], sc_t[s], audio_s / sc_t[s],
+                   sc_t[0] / sc_t[s]);
+    }
+    printf("\n  peak RSS: kiln %.0f MB", ru.ru_maxrss / 1024.0);
+    if (have_ref && ref_rss)
+        printf(", faster-whisper %.0f MB", ref_rss / 1024.0);
+    printf("\n");
+
+    /* JSON */
+    json_t *j = json_object(), *params = json_object(), *results = json_array();
+    json_object_set_new(j, "bench", json_string("asr"));
+    json_object_set_new(j, "machine", json_string(host));
+    json_object_set_new(j, "date", json_string(date));
+    json_object_set_new(params, "device", json_string("cpu"));
+    json_object_set_new(params, "cpu", json_string(cpu));
+    json_object_set_new(params, "threads", json_integer(threads));
+    json_object_set_new(params, "model", json_string(o.model));
+    json_object_set_new(params, "dir", json_string(o.dir));
+    json_object_set_new(params, "files", json_integer(n));
+    json_object_set_new(params, "audio_s", json_real(audio_s));
+    json_object_set_new(params, "preset", json_string(o.preset));
+    json_object_set_new(params, "beam", json_integer(p.beam_size));
+    json_object_set_new(params, "batch", json_integer(o.batch));
+    json_object_set_new(params, "reps", json_integer(o.reps));
+    json_object_set_new(params, "wer_normaliser", json_string(wer_how));
+    json_object_set_new(params, "ref_omp_wait_policy", json_string(o.ref_omp));
+    json_object_set_new(params, "loadavg_start", json_real(load0));
+    json_object_set_new(params, "ref", json_string("faster-whisper 1.2.1 (CTranslate2, float32)"));
+    json_object_set_new(params, "note",
+                        json_string("CPU only: absolute times are not comparable across "
+                                    "machines; compare ratios"));
+    json_t *rk = json_object(), *times = json_array();
+    for (int i = 0; i < nk; i++)
+        json_array_append_new(times, json_real(tk[i]));
+    json_object_set_new(rk, "impl", json_string("kiln"));
+    json_object_set_new(rk, "batch", json_integer(o.batch));
+    json_object_set_new(rk, "wall_s", json_real(mk));
+    json_object_set_new(rk, "wall_s_all", times);
+    json_object_set_new(rk, "rtf", json_real(mk / audio_s));
+    json_object_set_new(rk, "x_realtime", json_real(audio_s / mk));
+    json_object_set_new(rk, "wer", json_real(wk));
+    json_object_set_new(rk, "peak_rss_mb", json_real(ru.ru_maxrss / 1024.0));
+    json_array_append_new(results, rk);
+    if (have_ref) {
+        json_t *rr = json_object(), *tt = json_array();
+        for (int i = 0; i < nr; i++)
+            json_array_append_new(tt, json_real(tr[i]));
+        json_object_set_new(rr, "impl", json_string("faster-whisper"));
+        json_object_set_new(rr, "wall_s", json_real(mr));
+        json_object_set_new(rr, "wall_s_all", tt);
+        json_object_set_new(rr, "rtf", json_real(mr / audio_s));
+        json_object_set_new(rr, "x_realtime", json_real(audio_s / mr));
+        json_object_set_new(rr, "wer", json_real(wr));
+        json_object_set_new(rr, "peak_rss_mb", json_real(ref_rss / 1024.0));
+        json_array_append_new(results, rr);
+    }
+    for (int s = 0; s < o.n_scaling; s++) {
+        json_t *rs = json_object();
+        json_object_set_new(rs, "impl", json_string("kiln"));
+        json_object_set_new(rs, "scaling", json_true());
+        json_object_set_new(rs, "batch", json_integer(o.scaling[s]));
+        json_object_set_new(rs, "wall_s", json_real(sc_t[s]));
+        json_object_set_new(rs, "x_realtime", json_real(audio_s / sc_t[s]));
+        json_array_append_new(results, rs);
+    }
+    json_object_set_new(j, "params", params);
+    json_object_set_new(j, "results", results);
+    if (have_ref)
+        json_object_set_new(j, "ratio", json_real(ratio));
+    else
+        json_object_set_new(j, "ratio", json_null());
+    json_object_set_new(j, "wer_kiln", json_real(wk));
+    json_object_set_new(j, "wer_ref", wr >= 0 ? json_real(wr) : json_null());
+    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    if (!o.no_save && s) {
+        char path[1024];
+        if (o.out)
+            snprintf(path, sizeof(path), "%s", o.out);
+        else
+            snprintf(path, sizeof(path), "bench/results/asr-%s-%s.json", date, host);
+        FILE *fp = fopen(path, "w");
+        if (fp) {
+            fprintf(fp, "%s\n", s);
+            fclose(fp);
+            fprintf(stderr, "kiln bench asr: wrote %s\n", path);
+        } else {
+            fprintf(stderr, "kiln bench asr: could not write \"%s\": %s\n", path,
+                    strerror(errno));
+        }
+    }
+    if (o.json && s)
+        printf("%s\n", s);
+    free(s);
+    json_decref(j);
+out:
+    if (have_ref)
+        kiln_ba_ref_stop_(&ref);
+    kiln_ba_texts_free_(kt, n);
+    kiln_ba_texts_free_(rt, n);
+    kiln_ba_files_free_(f, n);
+    kiln_whisper_model_destroy(m);
+    return rc;
+}
+
+/* ---- kiln bench wer ----------------------------------------------------- */
+
+int kiln_cmd_bench_wer(int argc, char **argv) {
+    kiln_ba_opts_t o;
+    int rc = kiln_ba_parse_(argc, argv, &o, 1);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    char err[512], host[256], cpu[256], date[32];
+    kiln_ba_machine_(host, sizeof(host), cpu, sizeof(cpu), date, sizeof(date));
+    if (o.threads > 0)
+        kiln_kernels_set_threads(o.threads);
+    kiln_whisper_model_t *m = kiln_whisper_model_load(o.model, err, sizeof(err));
+    if (!m) {
+        fprintf(stderr, "kiln bench wer: %s\n", err);
+        return 1;
+    }
+    kiln_ba_file_t *f = NULL;
+    int n = kiln_ba_files_load_(o.dir, o.max_files, &f);
+    if (n < 0) {
+        kiln_whisper_model_destroy(m);
+        return 1;
+    }
+    char **kt = calloc((size_t)n, sizeof(char *)), **rt = calloc((size_t)n, sizeof(char *));
+    kiln_whisper_params_t p = kiln_ba_params_(&o, o.batch);
+    double tk = kiln_ba_kiln_pass_(m, &p, f, n, kt), trf = -1.0, wk = -1.0, wr = -1.0;
+    if (tk < 0) {
+        rc = 1;
+        goto out;
+    }
+    const char *why = NULL;
+    kiln_ba_ref_t ref = {.pid = -1};
+    int have_ref = !o.no_ref && kiln_ba_ref_start_(&ref, &o, f, n, &why) == 0;
+    if (o.no_ref)
+        why = "no reference: --no-ref";
+    if (have_ref && (trf = kiln_ba_ref_pass_(&ref, f, n, rt, NULL)) < 0) {
+        why = "the reference pass failed";
+        have_ref = 0;
+    }
+    kiln_ba_ref_stop_(&ref);
+    const char *how = "Whisper English normaliser (bench/asr_wer.py)";
+    if (kiln_ba_wer_py_(&o, f, n, kt, have_ref ? rt : NULL, &wk, &wr)) {
+        how = "basic normaliser (lower case, no punctuation): var/venv absent";
+        wk = kiln_ba_wer_basic_(f, n, kt);
+        wr = have_ref ? kiln_ba_wer_basic_(f, n, rt) : -1.0;
+    }
+    printf("WER on %s (%d files), model %s, preset %s, beam %d\n", o.dir, n, o.model, o.preset,
+           p.beam_size);
+    printf("  normalisation: %s\n", how);
+    printf("  %-16s %8.2f %%\n", "kiln", wk);
+    if (have_ref)
+        printf("  %-16s %8.2f %%   (difference %+.2f)\n", "faster-whisper", wr, wk - wr);
+    else
+        printf("  %-16s %s\n", "faster-whisper", why);
+    if (o.json) {
+        json_t *j = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:i, s:s, s:i, s:s}, s:f, s:o, s:f}",
+                              "bench", "wer", "machine", host, "date", date, "params", "model",
+                              o.model, "dir", o.dir, "files", n, "preset", o.preset, "beam",
+                              p.beam_size, "normaliser", how, "wer_kiln", wk, "wer_ref",
+                              have_ref ? json_real(wr) : json_null(), "kiln_wall_s", tk);
+        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        json_decref(j);
+    }
+    (void)trf;
+out:
+    kiln_ba_texts_free_(kt, n);
+    kiln_ba_texts_free_(rt, n);
+    kiln_ba_files_free_(f, n);
+    kiln_whisper_model_destroy(m);
+    return rc;
+}

@@ -1,0 +1,174 @@
+/*
+ * models/voice/voice_int.h - internals of the speech-synthesis engine shared
+ * by the loader, the front end and the model (not a public header).
+ *
+ * Tensors are time-major like everything in kernels/: a sequence of T steps
+ * with C channels is [T, C]. Convolution weights are re-laid at load time:
+ * [OC, K, C] (k-major, kiln_vkmajor_()) for the convolutions of
+ * kiln_vconv1d_(), [K * OC, C] for the transposed ones
+ * (kiln_vconv_transpose_()); depthwise ones keep [C, 1, K].
+ */
+#ifndef KILN_VOICE_INT_H
+#define KILN_VOICE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/voice.h"
+
+#define KILN_VOICE_MAX_LAYERS 16
+#define KILN_VOICE_MAX_UPS 6
+#define KILN_VOICE_MAX_RES 6 /* resblocks per upsampling stage */
+#define KILN_VOICE_MAX_DIL 4 /* convolutions per resblock */
+#define KILN_VOICE_MAX_FLOWS 8
+#define KILN_VOICE_MAX_WN 8
+#define KILN_VOICE_MAX_DDS 6
+
+/* a 1-D convolution: w [oc, ic, k] (or [k * oc, ic] for transposed), b [oc] */
+typedef struct kiln_vconv_s {
+    float *w, *b;
+    int oc, ic, k;
+} kiln_vconv_t;
+
+typedef struct kiln_vln_s {
+    float *g, *b;
+} kiln_vln_t;
+
+/* dilated depthwise-separable conv stack of the duration predictor */
+typedef struct kiln_vdds_s {
+    int n;
+    kiln_vconv_t sep[KILN_VOICE_MAX_DDS]; /* depthwise, w [C, 1, K] */
+    kiln_vconv_t pw[KILN_VOICE_MAX_DDS];  /* 1x1 */
+    kiln_vln_t n1[KILN_VOICE_MAX_DDS], n2[KILN_VOICE_MAX_DDS];
+} kiln_vdds_t;
+
+typedef struct kiln_venc_layer_s {
+    kiln_vconv_t qkv;   /* fused q, k, v: [3C, C, 1] */
+    kiln_vconv_t o;
+    float *rel_k, *rel_v; /* [2 * window + 1, D] */
+    kiln_vln_t n1, n2;
+    kiln_vconv_t ffn1, ffn2;
+} kiln_venc_layer_t;
+
+typedef struct kiln_vcoupling_s {
+    kiln_vconv_t pre, post;
+    kiln_vconv_t in[KILN_VOICE_MAX_WN], rs[KILN_VOICE_MAX_WN];
+} kiln_vcoupling_t;
+
+typedef struct kiln_vconvflow_s {
+    kiln_vconv_t pre, proj;
+    kiln_vdds_t dds;
+} kiln_vconvflow_t;
+
+typedef struct kiln_vhparams_s {
+    int n_vocab, hidden, inter, filter, n_heads, n_layers, kernel, window;
+    int n_flows, wn_layers, flow_kernel, flow_dilation;
+    int dp_filter, dp_layers, dp_kernel, dp_n_flows, dp_bins;
+    float dp_tail_bound;
+    int n_ups, ups_rate[KILN_VOICE_MAX_UPS], ups_kernel[KILN_VOICE_MAX_UPS], ups_ch0;
+    int n_res, res_kernel[KILN_VOICE_MAX_RES], n_dil, res_dil[KILN_VOICE_MAX_RES][KILN_VOICE_MAX_DIL];
+    int gin, n_speakers;
+} kiln_vhparams_t;
+
+struct kiln_voice_s {
+    kiln_vhparams_t hp;
+    char path[512];
+    /* front end */
+    char espeak_voice[64];
+    int sample_rate;
+    float noise_scale, length_scale, noise_w;
+    int id_bos, id_eos, id_pad;
+    /* phoneme_id_map: code point -> id (single-code-point keys, the only kind
+     * Piper's espeak voices use) */
+    int n_map;
+    uint32_t *map_cp;
+    int *map_id;
+    /* text encoder */
+    float *emb;  /* [n_vocab, hidden] */
+    kiln_venc_layer_t enc[KILN_VOICE_MAX_LAYERS];
+    kiln_vconv_t enc_proj;
+    /* duration predictor */
+    kiln_vconv_t dp_pre, dp_proj;
+    kiln_vdds_t dp_dds;
+    float dp_m[2], dp_logs[2];
+    kiln_vconvflow_t dp_flow[KILN_VOICE_MAX_FLOWS]; /* in forward order */
+    /* flow */
+    kiln_vcoupling_t flow[KILN_VOICE_MAX_FLOWS];
+    /* decoder */
+    kiln_vconv_t conv_pre, conv_post;
+    kiln_vconv_t ups[KILN_VOICE_MAX_UPS]; /* w re-laid [k * oc, ic] */
+    kiln_vconv_t res[KILN_VOICE_MAX_UPS * KILN_VOICE_MAX_RES][KILN_VOICE_MAX_DIL];
+    /* every buffer above, freed together */
+    void **bufs;
+    int n_bufs, cap_bufs;
+};
+
+/* ---- ops (models/voice/ops.c), time-major, on the kernels' CPU backend */
+
+/**
+ * out[T, OC] = res + conv(act(inp[T, C])) with dilation \p dil and "same"
+ * zero padding dil * (K - 1) / 2 on both sides (what every VITS conv uses);
+ * act is the leaky ReLU of \p slope (1: identity), fused into the im2col
+ * copy; \p res (optional, [T, OC]) is a residual added to the output and
+ * may alias \p out. out must not alias inp. Runs on the kernels' pool in
+ * blocks of rows, so each thread's scratch stays bounded whatever T.
+ */
+void kiln_vconv1d_(float *out, const float *inp, const kiln_vconv_t *cv, int T, int dil,
+                   float slope, const float *res);
+
+/**
+ * Re-lays a conv weight from PyTorch's [OC, C, K] to k-major [OC, K, C], the
+ * layout kiln_vconv1d_() takes (its im2col copies whole input rows).
+ * \p tmp holds C * K floats.
+ */
+void kiln_vkmajor_(kiln_vconv_t *cv, float *tmp);
+
+/** Depthwise conv (w [C, 1, K]) with dilation, same padding. */
+void kiln_vdwconv_(float *out, const float *inp, const kiln_vconv_t *cv, int T, int dil);
+
+/**
+ * Transposed conv of act(inp) (leaky ReLU of \p slope; 1: identity):
+ * inp [T, C] -> out [(T - 1) * stride - 2 * pad + K, OC], w re-laid as
+ * [K * OC, C] (kiln_vrelayout_transpose_()). On the kernels' pool.
+ */
+void kiln_vconv_transpose_(float *out, const float *inp, const kiln_vconv_t *cv, int T,
+                           int stride, int pad, float slope);
+
+/** PyTorch ConvTranspose1d weight [C, OC, K] -> [K * OC, C]. */
+void kiln_vrelayout_transpose_(float *dst, const float *w, int C, int OC, int K);
+
+/** out = x < 0 ? slope * x : x, n values; in place is fine. */
+void kiln_vleaky_(float *out, const float *x, size_t n, float slope);
+
+/**
+ * Multi-head self-attention with VITS relative positions (shared across
+ * heads): qkv [T, 3C] (q | k | v), out [T, C]; rel_k, rel_v [2W + 1, D].
+ */
+void kiln_vrel_attention_(float *out, const float *qkv, const float *rel_k, const float *rel_v,
+                          int T, int H, int D, int W);
+
+/**
+ * Inverse of the rational-quadratic spline with linear tails (neural spline
+ * flows, as the VITS duration predictor uses it) for one value.
+ * uw, uh [bins]; ud [bins - 1] (unnormalised widths, heights, derivatives).
+ */
+float kiln_vrq_spline_inverse_(float x, const float *uw, const float *uh, const float *ud,
+                               int bins, float tail_bound);
+
+/* ---- model (models/voice/vits.c) */
+/**
+ * Text encoder and duration predictor only: frames per id of ids[T] into
+ * dur[T] (what the full pass would use with the same noise_w, length_scale
+ * and seed). @returns 0, -1 when memory runs out.
+ */
+int kiln_voice_durations_(kiln_voice_t *v, const int *ids, int T, float noise_w,
+                          float length_scale, uint64_t seed, int *dur);
+
+/* ---- loader (models/voice/loader.c) */
+float *kiln_voice_take_(kiln_voice_t *v, size_t n);
+
+/* ---- front end (models/voice/frontend.c) */
+/** @returns the id of code point \p cp, or -1. */
+int kiln_voice_map_id_(const kiln_voice_t *v, uint32_t cp);
+
+#endif
