@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "kiln/log.h"
 #include "kiln/metrics.h"
 
 /* lib/metrics.c */
@@ -198,4 +199,34 @@ void kiln_metrics_server_stop(kiln_metrics_t *reg) {
 int kiln_metrics_server_port(const kiln_metrics_t *reg) {
     kiln_mhttp_t *h = *kiln_metrics_http_slot_((kiln_metrics_t *)reg);
     return h ? h->port : 0;
+}
+
+int kiln_metrics_serve_conf(kiln_metrics_t *reg, const kiln_conf_t *conf, const char *prefix,
+                            const char *name, char **port_file, char *errstr,
+                            size_t errstr_size) {
+    char key[64], rel[192];
+    *port_file = NULL;
+    snprintf(key, sizeof(key), "%s.metrics_port", prefix);
+    const char *ps = kiln_conf_get(conf, key); /* "" when unknown */
+    int port = *ps ? atoi(ps) : 0;
+    if (port < 0)
+        return 0;
+    snprintf(key, sizeof(key), "%s.metrics_addr", prefix);
+    const char *addr = kiln_conf_get(conf, key);
+    if (!*addr)
+        addr = "127.0.0.1";
+    port = kiln_metrics_server_start(reg, addr, port, errstr, errstr_size);
+    if (port < 0)
+        return -1;
+    KILN_LOG_INFO("metrics on http://%s:%d/metrics", addr, port);
+    snprintf(rel, sizeof(rel), "run/%s.metrics", name);
+    char *path = kiln_conf_stack_path(conf, rel);
+    FILE *fp = fopen(path, "w");
+    if (fp) {
+        fprintf(fp, "%d\n", port);
+        fclose(fp);
+        *port_file = path;
+    } else
+        free(path); /* no run directory: not an embedded stack */
+    return 0;
 }

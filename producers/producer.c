@@ -290,6 +290,13 @@ static kiln_err_t kiln_producer_submit(kiln_producer_t *kp, const kiln_submit_pa
     return err;
 }
 
+/* {"<key>": "<value>"}: the "input" object of a job message */
+static json_t *kiln_producer_input(const char *key, const char *value) {
+    json_t *input = json_object();
+    json_object_set_new(input, key, json_string(value));
+    return input;
+}
+
 static kiln_err_t kiln_producer_check(kiln_producer_t *kp, const kiln_submit_params_t *sp,
                                       char *id_out, char *errstr, size_t errstr_size) {
     (void)kp;
@@ -367,9 +374,8 @@ kiln_err_t kiln_producer_submit_file(kiln_producer_t *kp, const char *path,
     if (err)
         return err;
     kiln_store_uri(kp->store, key, uri, sizeof(uri));
-    json_t *input = json_object();
-    json_object_set_new(input, "uri", json_string(uri));
-    return kiln_producer_submit(kp, sp, id_out, input, uri, wu, (long long)size, errstr, errstr_size);
+    return kiln_producer_submit(kp, sp, id_out, kiln_producer_input("uri", uri), uri, wu,
+                                (long long)size, errstr, errstr_size);
 }
 
 kiln_err_t kiln_producer_submit_uri(kiln_producer_t *kp, const char *uri,
@@ -378,10 +384,8 @@ kiln_err_t kiln_producer_submit_uri(kiln_producer_t *kp, const char *uri,
     kiln_err_t err = kiln_producer_check(kp, sp, id_out, errstr, errstr_size);
     if (err)
         return err;
-    json_t *input = json_object();
-    json_object_set_new(input, "uri", json_string(uri));
-    return kiln_producer_submit(kp, sp, id_out, input, uri, sp->work_units < 0 ? 0 : sp->work_units,
-                                0, errstr, errstr_size);
+    return kiln_producer_submit(kp, sp, id_out, kiln_producer_input("uri", uri), uri,
+                                sp->work_units < 0 ? 0 : sp->work_units, 0, errstr, errstr_size);
 }
 
 kiln_err_t kiln_producer_submit_text(kiln_producer_t *kp, const char *text,
@@ -390,10 +394,8 @@ kiln_err_t kiln_producer_submit_text(kiln_producer_t *kp, const char *text,
     kiln_err_t err = kiln_producer_check(kp, sp, id_out, errstr, errstr_size);
     if (err)
         return err;
-    json_t *input = json_object();
-    json_object_set_new(input, "text", json_string(text));
     double wu = sp->work_units < 0 ? (double)strlen(text) : sp->work_units;
-    return kiln_producer_submit(kp, sp, id_out, input, NULL, wu, (long long)strlen(text), errstr,
+    return kiln_producer_submit(kp, sp, id_out, kiln_producer_input("text", text), NULL, wu, (long long)strlen(text), errstr,
                                 errstr_size);
 }
 

@@ -76,24 +76,8 @@ static int kiln_scheduler_metrics_init(kiln_scheduler_t *ks, char *errstr, size_
     ks->m_part_jobs = kiln_metrics_gauge(r, "kiln_scheduler_partition_queued_jobs",
                                          "Open jobs per partition, owned or not.",
                                          "modality,partition");
-    const char *ps = kiln_conf_get(ks->conf, "scheduler.metrics_port"); /* "" when unknown */
-    int port = *ps ? atoi(ps) : 0;
-    if (port < 0)
-        return 0;
-    const char *addr = kiln_conf_get(ks->conf, "scheduler.metrics_addr");
-    port = kiln_metrics_server_start(r, *addr ? addr : "127.0.0.1", port, errstr, errstr_size);
-    if (port < 0)
-        return -1;
-    KILN_LOG_INFO("metrics on http://%s:%d/metrics", *addr ? addr : "127.0.0.1", port);
-    char *path = kiln_conf_stack_path(ks->conf, "run/scheduler.metrics");
-    FILE *fp = fopen(path, "w");
-    if (fp) {
-        fprintf(fp, "%d\n", port);
-        fclose(fp);
-        ks->port_file = path;
-    } else
-        free(path); /* no run directory: not an embedded stack */
-    return 0;
+    return kiln_metrics_serve_conf(r, ks->conf, "scheduler", "scheduler", &ks->port_file, errstr,
+                                   errstr_size);
 }
 
 kiln_scheduler_t *kiln_scheduler_new(const kiln_conf_t *conf, char *errstr, size_t errstr_size) {

@@ -327,26 +327,9 @@ static int kiln_worker_metrics_init(kiln_worker_t *kw, char *errstr, size_t errs
     kiln_metric_set(wm->resident, KILN_LABELS(wm->model, kw->modality), 1);
     kiln_metric_set(wm->partitions, KILN_LABELS(kw->modality), 0);
 
-    const char *ps = kiln_conf_get(kw->conf, "worker.metrics_port"); /* "" when unknown */
-    int port = *ps ? atoi(ps) : 0;
-    if (port < 0)
-        return 0;
-    const char *addr = kiln_conf_get(kw->conf, "worker.metrics_addr");
-    port = kiln_metrics_server_start(r, *addr ? addr : "127.0.0.1", port, errstr, errstr_size);
-    if (port < 0)
-        return -1;
-    KILN_LOG_INFO("metrics on http://%s:%d/metrics", *addr ? addr : "127.0.0.1", port);
-    char rel[192];
-    snprintf(rel, sizeof(rel), "run/worker-%s.metrics", kw->id);
-    char *path = kiln_conf_stack_path(kw->conf, rel);
-    FILE *fp = fopen(path, "w");
-    if (fp) {
-        fprintf(fp, "%d\n", port);
-        fclose(fp);
-        wm->port_file = path;
-    } else
-        free(path); /* no run directory: not an embedded stack */
-    return 0;
+    char name[160];
+    snprintf(name, sizeof(name), "worker-%s", kw->id);
+    return kiln_metrics_serve_conf(r, kw->conf, "worker", name, &wm->port_file, errstr, errstr_size);
 }
 
 /* Notes the kiln-work-units header of a message taken into a batch (the

@@ -31,6 +31,8 @@
 
 #include <stddef.h>
 
+#include "kiln/conf.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -166,6 +168,17 @@ int kiln_metrics_gpu_register(kiln_metrics_t *reg);
  */
 int kiln_metrics_server_start(kiln_metrics_t *reg, const char *bind_addr, int port,
                               char *errstr, size_t errstr_size);
+
+/**
+ * Starts the server as configured for a daemon: <prefix>.metrics_port (-1:
+ * off, 0: a free port) on <prefix>.metrics_addr, and writes the bound port to
+ * <stack.dir>/run/<name>.metrics for the embedded stack's Prometheus targets.
+ * @returns 0 (also when off), or -1 with errstr. *port_file gets the
+ * malloc'ed path of the port file, or NULL when none was written.
+ */
+int kiln_metrics_serve_conf(kiln_metrics_t *reg, const kiln_conf_t *conf, const char *prefix,
+                            const char *name, char **port_file, char *errstr,
+                            size_t errstr_size);
 
 /** Stops the server of \p reg (waits for its thread); a no-op when none runs. */
 void kiln_metrics_server_stop(kiln_metrics_t *reg);
