@@ -140,8 +140,11 @@ static int kiln_producer_refresh(kiln_producer_t *kp, const char *topic, int par
     PGresult *r = kiln_pg_execp(kp->pg,
                                 "SELECT next_offset FROM offsets WHERE topic = $1 AND kpartition = $2::int",
                                 2, p, errstr, sizeof(errstr));
-    if (!r)
+    if (!r) { /* Postgres restarted? reconnect; the caller retries */
+        KILN_LOG_WARN("could not read offsets: %s", errstr);
+        kiln_pg_check(kp->pg);
         return -1;
+    }
     long long committed = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : 0;
     PQclear(r);
     if (committed < lo)
@@ -253,7 +256,14 @@ static kiln_err_t kiln_producer_submit(kiln_producer_t *kp, const kiln_submit_pa
     snprintf(wu_s, sizeof(wu_s), "%.3f", work_units);
     const char *p[10] = {id, sp->tenant, sp->modality, prio_s, wu_s, input_uri, text, topic, part_s,
                          sp->deadline};
-    PGresult *r = kiln_pg_execp(
+    PGresult *r = NULL;
+    for (int attempt = 0; attempt < 2 && !r; attempt++) {
+        if (attempt) { /* the connection broke (Postgres restarted): reconnect once */
+            if (!kiln_pg_check(kp->pg) || PQstatus(kp->pg) != CONNECTION_OK)
+                break;
+            KILN_LOG_WARN("reconnected to Postgres");
+        }
+        r = kiln_pg_execp(
         kp->pg,
         "INSERT INTO jobs (id, tenant, modality, status, priority, work_units, input_uri, message,"
         " topic, kpartition, deadline)"
@@ -262,6 +272,7 @@ static kiln_err_t kiln_producer_submit(kiln_producer_t *kp, const kiln_submit_pa
         "   WHERE jobs.status IN ('queued', 'running')"
         " RETURNING status",
         10, p, errstr, errstr_size);
+    }
     if (!r) {
         free(text);
         return KILN_ERR_PG;

@@ -104,8 +104,17 @@ static void kiln_batch_parse(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
  * reads back attempts; jobs with a terminal row are skipped. */
 static kiln_err_t kiln_batch_claim(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
     kiln_sbuf_t ids = {0}, tenants = {0}, msgs = {0}, parts = {0};
+    /* the same job may be in the log more than once (requeue, a producer
+     * retrying an id): only its first copy in the batch is claimed; the
+     * others just advance the offset */
+    int *dup = calloc(n + 1, sizeof(int));
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < i && !dup[i]; k++)
+            dup[i] = !strcmp(jobs[i].job.id, jobs[k].job.id);
     for (int i = 0; i < n; i++) {
         char ps[16];
+        if (dup[i])
+            continue;
         snprintf(ps, sizeof(ps), "%d", jobs[i].msg->partition);
         kiln_pg_array_add(&ids, jobs[i].job.id);
         kiln_pg_array_add(&tenants, jobs[i].job.tenant);
@@ -132,6 +141,7 @@ static kiln_err_t kiln_batch_claim(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) 
     free(parts.buf);
     if (!r) {
         KILN_LOG_WARN("could not claim batch: %s", errstr);
+        free(dup);
         return KILN_ERR_PG;
     }
     for (int i = 0; i < n; i++)
@@ -139,13 +149,14 @@ static kiln_err_t kiln_batch_claim(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) 
     for (int k = 0; k < PQntuples(r); k++) {
         const char *id = PQgetvalue(r, k, 0);
         for (int i = 0; i < n; i++)
-            if (!strcmp(jobs[i].job.id, id)) {
+            if (!dup[i] && !strcmp(jobs[i].job.id, id)) {
                 jobs[i].skip = 0;
                 jobs[i].attempts = atoi(PQgetvalue(r, k, 1));
                 jobs[i].queue_s = atof(PQgetvalue(r, k, 2));
             }
     }
     PQclear(r);
+    free(dup);
     for (int i = 0; i < n; i++) {
         kiln_wjob_t *j = &jobs[i];
         if (j->skip)
@@ -479,62 +490,86 @@ static int kiln_tx_exec(PGconn *pg, const char *sql, kiln_sbuf_t *arrays, int na
 
 /* Every statement takes whole columns as arrays (unnest), so a batch costs
  * the same seven round trips whatever its size. */
-static kiln_err_t kiln_batch_commit_tx(kiln_worker_t *kw, kiln_wjob_t *jobs, int n, char *errstr,
-                                       size_t errstr_size) {
-    PGconn *pg = kw->pg;
-    /* the partitions of this batch and the next offset of each */
-    int owns[256], n_owns = 0;
-    long long next[256];
+/* The partitions of a batch (indexes into kw->own) and the next offset of
+ * each. @returns their number, or -1 for more than 256 (cannot happen). */
+static int kiln_batch_partitions(kiln_worker_t *kw, kiln_wjob_t *jobs, int n, int owns[256],
+                                 long long next[256]) {
+    (void)kw;
+    int n_owns = 0;
     for (int i = 0; i < n; i++) {
         int k;
         for (k = 0; k < n_owns && owns[k] != jobs[i].own_idx; k++)
             ;
         if (k == n_owns) {
             if (n_owns == 256)
-                return KILN_ERR__FAIL; /* more than 256 partitions in one batch: cannot happen */
+                return -1;
             owns[n_owns] = jobs[i].own_idx;
             next[n_owns++] = jobs[i].msg->offset + 1;
         } else if (jobs[i].msg->offset + 1 > next[k])
             next[k] = jobs[i].msg->offset + 1;
     }
+    return n_owns;
+}
+
+/* Is every partition of the batch still ours, at our epoch? \p lock is ""
+ * or " FOR SHARE" (inside the commit transaction: holds off a concurrent
+ * reassignment until we commit). @returns KILN_OK, KILN_ERR__FENCED or
+ * KILN_ERR_PG. */
+static kiln_err_t kiln_batch_fence(kiln_worker_t *kw, const int *owns, int n_owns,
+                                   const char *lock, char *errstr, size_t errstr_size) {
+    kiln_sbuf_t parts = {0};
+    char num[32], sql[256];
+    for (int k = 0; k < n_owns; k++) {
+        snprintf(num, sizeof(num), "%d", kw->own[owns[k]].partition);
+        kiln_pg_array_add(&parts, num);
+    }
+    snprintf(sql, sizeof(sql),
+             "SELECT kpartition, coalesce(worker, ''), epoch FROM assignments"
+             " WHERE topic = $1 AND kpartition = ANY ($2::int[])%s", lock);
+    const char *p[2] = {kw->topic, kiln_pg_array_end(&parts)};
+    PGresult *r = kiln_pg_execp(kw->pg, sql, 2, p, errstr, errstr_size);
+    free(parts.buf);
+    if (!r)
+        return KILN_ERR_PG;
+    int ok = PQntuples(r) == n_owns;
+    for (int t = 0; ok && t < PQntuples(r); t++) {
+        int part = atoi(PQgetvalue(r, t, 0));
+        for (int k = 0; k < n_owns; k++)
+            if (kw->own[owns[k]].partition == part)
+                ok = !strcmp(PQgetvalue(r, t, 1), kw->id) &&
+                     atoll(PQgetvalue(r, t, 2)) == kw->own[owns[k]].epoch;
+    }
+    PQclear(r);
+    if (!ok) {
+        snprintf(errstr, errstr_size, "a partition of this batch is no longer ours at our epoch");
+        return KILN_ERR__FENCED;
+    }
+    return KILN_OK;
+}
+
+static kiln_err_t kiln_batch_commit_tx(kiln_worker_t *kw, kiln_wjob_t *jobs, int n, char *errstr,
+                                       size_t errstr_size) {
+    PGconn *pg = kw->pg;
+    int owns[256];
+    long long next[256];
+    int n_owns = kiln_batch_partitions(kw, jobs, n, owns, next);
+    if (n_owns < 0)
+        return KILN_ERR__FAIL;
     if (kiln_pg_exec(pg, "BEGIN", errstr, errstr_size))
         return KILN_ERR_PG;
     kiln_sbuf_t a[8];
     memset(a, 0, sizeof(a));
     char num[64];
     const char *topic_worker[3] = {kw->topic, kw->id, kiln_engine_name(kw->engine)};
-    /* 1. fence: every partition must still be ours, at our epoch; FOR SHARE
-     *    holds off a concurrent reassignment until we commit */
-    for (int k = 0; k < n_owns; k++) {
-        snprintf(num, sizeof(num), "%d", kw->own[owns[k]].partition);
-        kiln_pg_array_add(&a[0], num);
+    /* 1. fence: every partition must still be ours, at our epoch */
+    kiln_err_t ferr = kiln_batch_fence(kw, owns, n_owns, " FOR SHARE", errstr, errstr_size);
+    if (ferr == KILN_ERR__FENCED) {
+        char e2[64];
+        kiln_pg_exec(pg, "ROLLBACK", e2, sizeof(e2));
+        return ferr;
     }
-    {
-        const char *p[2] = {kw->topic, kiln_pg_array_end(&a[0])};
-        PGresult *r = kiln_pg_execp(pg,
-                                    "SELECT kpartition, coalesce(worker, ''), epoch FROM assignments"
-                                    " WHERE topic = $1 AND kpartition = ANY ($2::int[]) FOR SHARE",
-                                    2, p, errstr, errstr_size);
-        free(a[0].buf);
-        memset(&a[0], 0, sizeof(a[0]));
-        if (!r)
-            goto fail;
-        int ok = PQntuples(r) == n_owns;
-        for (int t = 0; ok && t < PQntuples(r); t++) {
-            int part = atoi(PQgetvalue(r, t, 0));
-            for (int k = 0; k < n_owns; k++)
-                if (kw->own[owns[k]].partition == part)
-                    ok = !strcmp(PQgetvalue(r, t, 1), kw->id) &&
-                         atoll(PQgetvalue(r, t, 2)) == kw->own[owns[k]].epoch;
-        }
-        PQclear(r);
-        if (!ok) {
-            char e2[64];
-            snprintf(errstr, errstr_size, "a partition of this batch is no longer ours at our epoch");
-            kiln_pg_exec(pg, "ROLLBACK", e2, sizeof(e2));
-            return KILN_ERR__FENCED;
-        }
-    }
+    if (ferr)
+        goto fail;
     /* 2. dead jobs (rows may not exist yet: jobs produced without kiln) */
     for (int i = 0; i < n; i++) {
         kiln_wjob_t *j = &jobs[i];
@@ -753,6 +788,27 @@ kiln_err_t kiln_worker_process_batch(kiln_worker_t *kw, kiln_wjob_t *jobs, int n
         KILN_LOG_WARN("%s; retrying", errstr);
         if (!kiln_worker_backoff(kw, attempt < 5 ? 200 << attempt : 5000))
             return KILN_ERR__STOPPED;
+    }
+    /* a batch whose partition moved away must not reach the DLQ: the new
+     * owner dead-letters the job (checked again, under lock, at commit) */
+    {
+        int owns[256];
+        long long next[256];
+        int n_owns = kiln_batch_partitions(kw, jobs, n, owns, next);
+        char errstr[256];
+        for (int attempt = 0; n_owns > 0; attempt++) {
+            err = kiln_batch_fence(kw, owns, n_owns, "", errstr, sizeof(errstr));
+            if (err == KILN_ERR__FENCED) {
+                kw->stats.fenced++;
+                KILN_LOG_WARN("batch dropped before the DLQ: %s", errstr);
+                return err;
+            }
+            if (!err)
+                break;
+            kiln_pg_check(kw->pg);
+            if (!kiln_worker_backoff(kw, attempt < 5 ? 200 << attempt : 5000))
+                return KILN_ERR__STOPPED;
+        }
     }
     for (int attempt = 0; (err = kiln_batch_dlq(kw, jobs, n)) != KILN_OK; attempt++) {
         kw->stats.retries++;
