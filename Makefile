@@ -8,6 +8,7 @@
 #   make cuda       compile every kernels/cuda/*.cu with nvcc (skips when absent)
 #   make test-gpu   CUDA parity tests (needs a GPU)
 #   make docs       regenerate CONFIGURATION.md from the property table
+#   make fuzz       libFuzzer targets (clang): each 1M executions or 5 minutes
 
 SHELL := /bin/bash
 SAN ?= 0
@@ -49,7 +50,7 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 CU_OBJS := $(CU_SRCS:%.cu=$(BUILD)/cuda/%.o)
 
-.PHONY: all deps demo test test-long test-gpu test-ref ref-venv cuda docs clean models voices bench help
+.PHONY: all deps demo test test-long test-gpu test-ref ref-venv cuda docs clean models voices bench help fuzz
 all: $(BUILD)/kiln $(BUILD)/libkiln.a $(BUILD)/libkiln.so $(BUILD)/kiln.pc $(TEST_BINS) $(EX_BINS) $(TOOL_BINS)
 
 help:
@@ -159,7 +160,14 @@ demo: deps all models
 docs: $(BUILD)/kiln
 	$(BUILD)/kiln conf --markdown > CONFIGURATION.md
 
+# fuzz targets (tests/fuzz/): clang + libFuzzer, ASan + UBSan; needs Debian's
+# clang and libclang-rt-14-dev (only `make fuzz` uses them).
+# FUZZ_RUNS / FUZZ_SECONDS / FUZZ_MERGE=1 as in tests/fuzz/run.sh.
+fuzz:
+	@command -v clang >/dev/null || { echo "make fuzz: needs clang (apt-get install clang libclang-rt-14-dev)"; exit 1; }
+	bash tests/fuzz/run.sh
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*/*/*.d)

@@ -50,13 +50,14 @@ static void kiln_broker_help(void) {
            "  up [BROKER]           accept connections again\n"
            "  errors API N [ERR]    fail the next N requests of API (produce, fetch,\n"
            "                        listoffsets, metadata, offsetcommit, offsetfetch,\n"
-           "                        initproducerid or a number) with ERR: a Kafka error\n"
-           "                        name or number (default NOT_LEADER_FOR_PARTITION;\n"
+           "                        findcoordinator, initproducerid or a number) with\n"
+           "                        ERR: a Kafka error name or number (default\n"
+           "                        NOT_LEADER_FOR_PARTITION;\n"
            "                        _TRANSPORT disconnects the client)\n"
            "  clear API             drop the request errors still pending for API\n"
            "  rtt MS [BROKER]       delay every response by MS milliseconds (0: none)\n"
            "  status                reply with the brokers that are down and the counts\n"
-           "  Example: printf 'down 3000\\nerrors produce 5\\n' > ctl.tmp && mv ctl.tmp ctl\n");
+           "  Example: printf 'down 3000\\nerrors produce 5\\n' > ctl.tmp && mv ctl.tmp ctl\n\n");
     kiln_cli_common_help(stdout);
     kiln_conf_help(stdout, KILN_SCOPE_STACK);
 }
@@ -237,8 +238,8 @@ static void kiln_broker_ctl_exec(kiln_broker_ctl_t *bc, char *line, char *reply,
         for (int b = 1; b <= bc->brokers; b++)
             if (bc->down[b])
                 len += snprintf(down + len, sizeof(down) - len, "%s%d", len ? "," : "", b);
-        snprintf(reply, rs, "ok status brokers=%d down=%s outages=%ld errors_pushed=%ld",
-                 bc->brokers, len ? down : "none", bc->outages, bc->errors_pushed);
+        snprintf(reply, rs, "ok status brokers=%d down=%s outages=%ld errors_pushed=%ld commands=%ld",
+                 bc->brokers, len ? down : "none", bc->outages, bc->errors_pushed, bc->commands);
     } else
         snprintf(reply, rs, "error: unknown command \"%s\" (see kiln broker --help)", cmd);
 }
@@ -254,11 +255,10 @@ static void kiln_broker_ctl_poll(kiln_broker_ctl_t *bc) {
             KILN_LOG_ERROR("%s", reply + 7);
     if (!bc->path)
         return;
-    size_t pl = strlen(bc->path) + 16;
-    char *work = malloc(pl), *out = malloc(pl), *tmp = malloc(pl);
-    snprintf(work, pl, "%s.work", bc->path);
-    snprintf(out, pl, "%s.reply", bc->path);
-    snprintf(tmp, pl, "%s.reply.tmp", bc->path);
+    char work[4096], out[4096], tmp[4096];
+    snprintf(work, sizeof(work), "%s.work", bc->path);
+    snprintf(out, sizeof(out), "%s.reply", bc->path);
+    snprintf(tmp, sizeof(tmp), "%s.reply.tmp", bc->path);
     FILE *in = rename(bc->path, work) == 0 ? fopen(work, "r") : NULL;
     FILE *rp = in ? fopen(tmp, "w") : NULL;
     if (in) {
@@ -280,9 +280,6 @@ static void kiln_broker_ctl_poll(kiln_broker_ctl_t *bc) {
         else
             KILN_LOG_WARN("could not write \"%s\": %s", out, strerror(errno));
     }
-    free(work);
-    free(out);
-    free(tmp);
 }
 
 int kiln_cmd_broker(int argc, char **argv) {

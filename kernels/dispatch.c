@@ -18,6 +18,12 @@
 
 #include "kiln/kernels.h"
 
+/* host memory for the CPU tables */
+static void *kiln_cpu_alloc_(size_t n) { return malloc(n ? n : 1); }
+static void kiln_cpu_free_(void *p) { free(p); }
+static void kiln_cpu_copy_(void *dst, const void *src, size_t n) { memcpy(dst, src, n); }
+static void kiln_cpu_sync_(void) {}
+
 static const kiln_kernels_t kiln_kernels_cpu_ = {
     .name = "cpu",
     .matmul = kiln_matmul_fast,
@@ -30,6 +36,12 @@ static const kiln_kernels_t kiln_kernels_cpu_ = {
     .logmel = kiln_logmel_cpu,
     .attention_kv = kiln_attention_kv_fast,
     .matmul_packed = kiln_matmul_packed_fast,
+    .power_spectrum = kiln_power_spectrum_cpu,
+    .alloc = kiln_cpu_alloc_,
+    .free = kiln_cpu_free_,
+    .upload = kiln_cpu_copy_,
+    .download = kiln_cpu_copy_,
+    .sync = kiln_cpu_sync_,
 };
 
 static const kiln_kernels_t kiln_kernels_ref_ = {
@@ -44,6 +56,12 @@ static const kiln_kernels_t kiln_kernels_ref_ = {
     .logmel = kiln_logmel_cpu,
     .attention_kv = kiln_attention_kv_cpu,
     .matmul_packed = kiln_matmul_packed_cpu,
+    .power_spectrum = kiln_power_spectrum_cpu,
+    .alloc = kiln_cpu_alloc_,
+    .free = kiln_cpu_free_,
+    .upload = kiln_cpu_copy_,
+    .download = kiln_cpu_copy_,
+    .sync = kiln_cpu_sync_,
 };
 
 static const kiln_kernels_t *kiln_kernels_tab_[KILN_BACKEND__COUNT] = {
@@ -88,6 +106,7 @@ int kiln_kernel_supported(kiln_backend_t be, kiln_op_t op) {
     case KILN_OP_LOGMEL: return kk->logmel != NULL;
     case KILN_OP_ATTENTION_KV: return kk->attention_kv != NULL;
     case KILN_OP_MATMUL_PACKED: return kk->matmul_packed != NULL;
+    case KILN_OP_POWER_SPECTRUM: return kk->power_spectrum != NULL;
     default: return 0;
     }
 }

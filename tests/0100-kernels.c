@@ -1,8 +1,12 @@
 /*
- * tests/0100-kernels.c - every CPU reference op (kernels/cpu) against a naive
- * loop written here, on random seeded input, by NMSE (max 1e-10 unless noted:
- * the ops are fp32, the loops double), plus the dispatch table.
+ * tests/0100-kernels.c - every CPU op, in both CPU tables (the reference
+ * "ref" and the fast, threaded "cpu"), against a naive loop written here,
+ * on random seeded input, by NMSE (max 1e-10 unless noted: the ops are
+ * fp32, the loops double); the fast table against the reference at model
+ * sizes; the vector exp/erf; the row statistics; the thread pool; and the
+ * dispatch table.
  */
+#include <pthread.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,18 +59,40 @@ static void check(const char *what, const float *got, const float *ref, size_t n
                ref[0]);
 }
 
+static char name_buf_[128];
+/* "<what> [<backend>]" for SUB_TEST (valid until the next call) */
+static const char *nm(const char *what, const kiln_kernels_t *kk) {
+    snprintf(name_buf_, sizeof(name_buf_), "%s [%s]", what, kk->name);
+    return name_buf_;
+}
+
+static void test_ops(const kiln_kernels_t *kk);
+static void test_fast(void);
+
 int main(void) {
     const kiln_kernels_t *kk = kiln_kernels_get(KILN_BACKEND_CPU);
 
-    SUB_TEST("dispatch: cpu table complete, cuda absent in a cpu build");
+    SUB_TEST("dispatch: cpu and ref tables complete, cuda absent in a cpu build");
     TEST_ASSERT(kk != NULL, "no cpu table");
     for (int op = 0; op < KILN_OP__COUNT; op++)
-        TEST_CHECK(kiln_kernel_supported(KILN_BACKEND_CPU, (kiln_op_t)op), "op %d", op);
-    TEST_CHECK(!strcmp(kiln_backend_name(KILN_BACKEND_CPU), "cpu"), "name");
+        TEST_CHECK(kiln_kernel_supported(KILN_BACKEND_CPU, (kiln_op_t)op) &&
+                       kiln_kernel_supported(KILN_BACKEND_REF, (kiln_op_t)op), "op %d", op);
+    TEST_CHECK(!strcmp(kiln_backend_name(KILN_BACKEND_CPU), "cpu") &&
+                   !strcmp(kiln_backend_name(KILN_BACKEND_REF), "ref"), "name");
+    TEST_CHECK(kiln_kernels_get(KILN_BACKEND_CUDA) == NULL &&
+                   !kiln_kernel_supported(KILN_BACKEND_CUDA, KILN_OP_MATMUL), "cuda present");
     TEST_CHECK(kiln_kernels_get((kiln_backend_t)7) == NULL, "bad backend");
     SUB_TEST_PASS();
 
-    SUB_TEST("matmul (with and without bias)");
+    test_ops(kiln_kernels_get(KILN_BACKEND_REF));
+    test_ops(kiln_kernels_get(KILN_BACKEND_CPU));
+    test_fast();
+    return TEST_DONE();
+}
+
+static void test_ops(const kiln_kernels_t *kk) {
+
+    SUB_TEST(nm("matmul (with and without bias)", kk));
     {
         int N = 37, C = 65, OC = 29;
         float *x = rnd(N * C), *w = rnd(OC * C), *b = rnd(OC);
@@ -81,7 +107,7 @@ int main(void) {
     }
     SUB_TEST_PASS();
 
-    SUB_TEST("layernorm");
+    SUB_TEST(nm("layernorm", kk));
     {
         int N = 13, C = 384;
         float *x = rnd(N * C), *g = rnd(C), *b = rnd(C), *o = malloc(sizeof(float) * N * C),
@@ -105,7 +131,7 @@ int main(void) {
     }
     SUB_TEST_PASS();
 
-    SUB_TEST("gelu (erf) and add");
+    SUB_TEST(nm("gelu (erf) and add", kk));
     {
         size_t n = 10000;
         float *x = rnd(n), *y = rnd(n), *o = malloc(sizeof(float) * n), *r = malloc(sizeof(float) * n);
@@ -124,7 +150,7 @@ int main(void) {
     }
     SUB_TEST_PASS();
 
-    SUB_TEST("softmax (incl. a fully masked row)");
+    SUB_TEST(nm("softmax (incl. a fully masked row)", kk));
     {
         int N = 5, C = 1000;
         float *x = rnd(N * C), *o = malloc(sizeof(float) * N * C), *r = malloc(sizeof(float) * N * C);
@@ -151,7 +177,7 @@ int main(void) {
     }
     SUB_TEST_PASS();
 
-    SUB_TEST("attention: full and causal, strided fused QKV");
+    SUB_TEST(nm("attention: full and causal, strided fused QKV", kk));
     for (int causal = 0; causal <= 1; causal++) {
         int Tq = 7, Tk = causal ? 7 : 23, H = 4, D = 16, C = H * D, ld = 3 * C;
         float *qkv = rnd((size_t)(Tq > Tk ? Tq : Tk) * ld);
@@ -182,7 +208,7 @@ int main(void) {
     }
     SUB_TEST_PASS();
 
-    SUB_TEST("conv1d: stride 1 and 2, zero padding");
+    SUB_TEST(nm("conv1d: stride 1 and 2, zero padding", kk));
     for (int stride = 1; stride <= 2; stride++) {
         int Tin = 50, C = 8, OC = 12, K = 3, pad = 1, Tout = (Tin + 2 * pad - K) / stride + 1;
         float *x = rnd(Tin * C), *w = rnd(OC * C * K), *b = rnd(OC);
@@ -205,7 +231,7 @@ int main(void) {
     }
     SUB_TEST_PASS();
 
-    SUB_TEST("logmel: mel projection + log10 floor");
+    SUB_TEST(nm("logmel: mel projection + log10 floor", kk));
     {
         int T = 31, F = 201, M = 80;
         float *pw = rnd(T * F), *fb = rnd(M * F), *o = malloc(sizeof(float) * M * T),
@@ -237,5 +263,235 @@ int main(void) {
         TEST_CHECK(isinf(kiln_nmse(a, c, 3)), "ref zero");
     }
     SUB_TEST_PASS();
-    return TEST_DONE();
+
+    SUB_TEST(nm("attention_kv: rows with own and shared keys, odd lengths", kk));
+    {
+        /* S rows; rows 1-3 share keys (a window's beams), row 4 has 5 keys */
+        const int S = 6, H = 3, D = 64, C = H * D, ldkt = 40, Tmax = 37;
+        const int Tk[6] = {37, 20, 20, 20, 5, 1};
+        float *q = rnd((size_t)S * C), *kts[6], *vs[6];
+        for (int s = 0; s < S; s++) {
+            kts[s] = (s == 2 || s == 3) ? kts[1] : rnd((size_t)C * ldkt);
+            vs[s] = (s == 2 || s == 3) ? vs[1] : rnd((size_t)Tmax * C);
+        }
+        float *o = malloc(sizeof(float) * S * C), *r = malloc(sizeof(float) * S * C);
+        float *scr = malloc(sizeof(float) * S * Tmax);
+        kk->attention_kv(o, C, q, C, (const float *const *)kts, ldkt, (const float *const *)vs,
+                         C, Tk, S, H, D, scr);
+        double sc[64], pr[64];
+        for (int s = 0; s < S; s++)
+            for (int h = 0; h < H; h++) {
+                for (int j = 0; j < Tk[s]; j++) {
+                    double acc = 0;
+                    for (int e = 0; e < D; e++)
+                        acc += (double)q[s * C + h * D + e] * kts[s][(h * D + e) * ldkt + j];
+                    sc[j] = acc / sqrt((double)D);
+                }
+                naive_softmax(pr, sc, Tk[s]);
+                for (int d = 0; d < D; d++) {
+                    double acc = 0;
+                    for (int j = 0; j < Tk[s]; j++)
+                        acc += pr[j] * vs[s][j * C + h * D + d];
+                    r[s * C + h * D + d] = (float)acc;
+                }
+            }
+        check("attention_kv", o, r, (size_t)S * C, TOL);
+        for (int s = 0; s < S; s++)
+            if (s != 2 && s != 3) {
+                free(kts[s]);
+                free(vs[s]);
+            }
+        free(q); free(o); free(r); free(scr);
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST(nm("matmul_packed: 1 to 13 rows, OC not a multiple of 16", kk));
+    {
+        const int C = 48, OC = 37;
+        float *w = rnd((size_t)OC * C), *b = rnd(OC), *x = rnd(13 * C);
+        float *wp = malloc(sizeof(float) * kiln_packed_size(OC, C));
+        float *o = malloc(sizeof(float) * 13 * OC), *r = malloc(sizeof(float) * 13 * OC);
+        TEST_CHECK(kiln_packed_size(OC, C) == (size_t)48 * C, "packed size");
+        kiln_pack16_cpu(wp, w, OC, C);
+        const int Ns[4] = {1, 3, 8, 13};
+        for (int i = 0; i < 4; i++) {
+            kk->matmul_packed(o, x, wp, i % 2 ? b : NULL, Ns[i], C, OC);
+            naive_matmul(r, x, w, i % 2 ? b : NULL, Ns[i], C, OC);
+            check("matmul_packed", o, r, (size_t)Ns[i] * OC, TOL);
+        }
+        free(w); free(b); free(x); free(wp); free(o); free(r);
+    }
+    SUB_TEST_PASS();
+}
+
+/* ---- the fast backend at model sizes, its math, and the pool ------------- */
+
+typedef struct {
+    long *hits;
+    int n;
+} pool_ctx_t;
+
+static void pool_leaf(void *vctx, int t, int thread) {
+    pool_ctx_t *c = vctx;
+    (void)thread;
+    __atomic_fetch_add(&c->hits[t], 1, __ATOMIC_RELAXED);
+}
+
+static void pool_task(void *vctx, int t, int thread) {
+    pool_ctx_t *c = vctx;
+    __atomic_fetch_add(&c->hits[t], 1, __ATOMIC_RELAXED);
+    TEST_CHECK(thread >= 0 && thread < kiln_kernels_threads(), "thread id %d", thread);
+    if (t == 0) { /* nested: runs inline */
+        long inner[3] = {0};
+        pool_ctx_t ic = {inner, 3};
+        kiln_parallel_for(3, pool_leaf, &ic);
+        TEST_CHECK(inner[0] == 1 && inner[1] == 1 && inner[2] == 1, "nested");
+    }
+}
+
+static void *pool_thread(void *arg) {
+    (void)arg;
+    for (int r = 0; r < 200; r++) {
+        long hits[37] = {0};
+        pool_ctx_t c = {hits, 37};
+        kiln_parallel_for(37, pool_task, &c);
+        for (int i = 0; i < 37; i++)
+            if (hits[i] != 1)
+                return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_fast(void) {
+    const kiln_kernels_t *ref = kiln_kernels_get(KILN_BACKEND_REF);
+    const kiln_kernels_t *fast = kiln_kernels_get(KILN_BACKEND_CPU);
+
+    SUB_TEST("fast vs ref at encoder/decoder sizes (NMSE <= 1e-10)");
+    {
+        int N = 300, C = 96, OC = 200;
+        float *x = rnd((size_t)N * C), *w = rnd((size_t)OC * C), *b = rnd(OC);
+        float *o = malloc(sizeof(float) * N * OC), *r = malloc(sizeof(float) * N * OC);
+        fast->matmul(o, x, w, b, N, C, OC);
+        ref->matmul(r, x, w, b, N, C, OC);
+        check("matmul 300 rows", o, r, (size_t)N * OC, TOL);
+        fast->matmul(o, x, w, b, 5, C, OC); /* few rows: split by columns */
+        ref->matmul(r, x, w, b, 5, C, OC);
+        check("matmul 5 rows", o, r, (size_t)5 * OC, TOL);
+        free(x); free(w); free(b); free(o); free(r);
+        /* attention with several row blocks and heads, causal and not */
+        int T = 150, H = 4, D = 32, CC = H * D, ld = 3 * CC;
+        float *qkv = rnd((size_t)T * ld), *oa = malloc(sizeof(float) * T * CC),
+              *ra = malloc(sizeof(float) * T * CC), *scr = malloc(sizeof(float) * T * T);
+        for (int causal = 0; causal <= 1; causal++) {
+            fast->attention(oa, CC, qkv, ld, qkv + CC, ld, qkv + 2 * CC, ld, T, T, H, D, causal,
+                            scr);
+            ref->attention(ra, CC, qkv, ld, qkv + CC, ld, qkv + 2 * CC, ld, T, T, H, D, causal,
+                           scr);
+            check(causal ? "attention causal 150" : "attention 150", oa, ra, (size_t)T * CC,
+                  TOL);
+        }
+        free(qkv); free(oa); free(ra); free(scr);
+        size_t n = 100003;
+        float *g = rnd(n), *go = malloc(sizeof(float) * n), *gr = malloc(sizeof(float) * n);
+        for (size_t i = 0; i < n; i++)
+            g[i] *= 6.0f;
+        fast->gelu(go, g, n);
+        ref->gelu(gr, g, n);
+        check("gelu 100003", go, gr, n, TOL);
+        fast->layernorm(go, g, g + 500, g + 1000, 200, 500, 1e-5f);
+        ref->layernorm(gr, g, g + 500, g + 1000, 200, 500, 1e-5f);
+        check("layernorm 200x500", go, gr, 200 * 500, TOL);
+        fast->softmax(go, g, 20, 4999);
+        ref->softmax(gr, g, 20, 4999);
+        check("softmax 20x4999", go, gr, 20 * 4999, TOL);
+        free(g); free(go); free(gr);
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST("vector exp and erf against libm");
+    {
+        /* GELU over [-10, 10] (erf) and softmax of a ramp (exp), absolute error */
+        int n = 20001;
+        float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+        for (int i = 0; i < n; i++)
+            x[i] = -10.0f + 20.0f * i / (n - 1);
+        fast->gelu(y, x, (size_t)n);
+        double worst = 0;
+        for (int i = 0; i < n; i++) {
+            double r = 0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0)));
+            double e = fabs(y[i] - r) / (fabs(r) > 1 ? fabs(r) : 1);
+            worst = e > worst ? e : worst;
+        }
+        TEST_CHECK(worst < 2e-6, "gelu error %g", worst);
+        float row[300], in[300];
+        for (int i = 0; i < 300; i++)
+            in[i] = row[i] = -87.0f + 0.3f * i;
+        row[7] = -INFINITY;
+        fast->softmax(row, row, 1, 300);
+        double z = 0, mx = in[299];
+        for (int i = 0; i < 300; i++)
+            z += i == 7 ? 0 : exp((double)in[i] - mx);
+        worst = 0;
+        for (int i = 0; i < 300; i++) {
+            double r = i == 7 ? 0 : exp((double)in[i] - mx) / z;
+            double e = fabs(row[i] - r) / (r > 1e-30 ? r : 1);
+            worst = r > 1e-30 && e > worst ? e : worst;
+        }
+        /* x - max is rounded to float first (|x - max| ~ 90: half an ulp is 4e-6) */
+        TEST_CHECK(row[7] == 0.0f && worst < 1e-5, "softmax rel error %g, masked %g", worst,
+                   row[7]);
+        free(x); free(y);
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST("row statistics (max, first argmax, sums of exp per part)");
+    {
+        int n = 1003, split = 517;
+        float *x = rnd(n);
+        x[100] = 3.0f;
+        x[300] = 3.0f; /* tie: the first wins */
+        x[900] = 2.5f;
+        x[5] = -INFINITY;
+        kiln_row_stats_t st;
+        kiln_row_stats(x, n, split, &st);
+        double m = 3.0, s0 = 0, s1 = 0;
+        for (int i = 0; i < n; i++)
+            *(i < split ? &s0 : &s1) += x[i] == -INFINITY ? 0 : exp(x[i] - m);
+        TEST_CHECK(st.max[0] == 3.0f && st.argmax[0] == 100, "part 0: %g at %d", st.max[0],
+                   st.argmax[0]);
+        TEST_CHECK(st.max[1] == 2.5f && st.argmax[1] == 900, "part 1: %g at %d", st.max[1],
+                   st.argmax[1]);
+        TEST_CHECK(fabs(st.sum[0] - s0) < 1e-5 * s0 && fabs(st.sum[1] - s1) < 1e-5 * s1,
+                   "sums %g %g vs %g %g", st.sum[0], st.sum[1], s0, s1);
+        for (int i = 0; i < split; i++)
+            x[i] = -INFINITY;
+        kiln_row_stats(x, n, split, &st);
+        TEST_CHECK(st.argmax[0] == -1 && st.sum[0] == 0.0 && st.argmax[1] == 900, "masked part");
+        free(x);
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST("thread pool: every task once, nested inline, two callers, resizing");
+    {
+        for (int nt = 1; nt <= 3; nt++) {
+            kiln_kernels_set_threads(nt);
+            long hits[101] = {0};
+            pool_ctx_t c = {hits, 101};
+            kiln_parallel_for(101, pool_task, &c);
+            for (int i = 0; i < 101; i++)
+                TEST_CHECK(hits[i] == 1, "%d threads: task %d ran %ld times", nt, i, hits[i]);
+            TEST_CHECK(kiln_kernels_threads() == nt, "threads %d", kiln_kernels_threads());
+        }
+        pthread_t th[2];
+        void *rv[2] = {0};
+        for (int i = 0; i < 2; i++)
+            pthread_create(&th[i], NULL, pool_thread, NULL);
+        for (int i = 0; i < 2; i++)
+            pthread_join(th[i], &rv[i]);
+        TEST_CHECK(!rv[0] && !rv[1], "concurrent callers lost tasks");
+        float *s1 = kiln_scratch(0, 1000), *s2 = kiln_scratch(1, 10);
+        TEST_CHECK(s1 && s2 && s1 != s2 && ((uintptr_t)s1 & 63) == 0, "scratch");
+        TEST_CHECK(kiln_kernels_take_error() == 0, "error flag set");
+    }
+    SUB_TEST_PASS();
 }

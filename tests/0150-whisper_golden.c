@@ -47,6 +47,8 @@ typedef struct {
     char file[128];
     int tokens[1024];
     int n;
+    float seg_lp[64], seg_nsp[64]; /* per segment: avg_logprob, no_speech_prob */
+    int n_seg;
 } golden_t;
 
 static int load_golden(golden_t *g, int max) {
@@ -59,12 +61,21 @@ static int load_golden(golden_t *g, int max) {
         char *f = strtok(line, "\t");
         strtok(NULL, "\t");
         char *toks = strtok(NULL, "\t");
+        strtok(NULL, "\t"); /* text */
+        char *lps = strtok(NULL, "\t\n");
         if (!f || !toks)
             continue;
         snprintf(g[n].file, sizeof(g[n].file), "%s", f);
         g[n].n = 0;
-        for (char *t = strtok(toks, " "); t && g[n].n < 1024; t = strtok(NULL, " "))
+        g[n].n_seg = 0;
+        char *save = NULL;
+        for (char *t = strtok_r(toks, " ", &save); t && g[n].n < 1024; t = strtok_r(NULL, " ", &save))
             g[n].tokens[g[n].n++] = atoi(t);
+        for (char *t = lps ? strtok_r(lps, " ", &save) : NULL; t && g[n].n_seg < 64;
+             t = strtok_r(NULL, " ", &save)) {
+            g[n].seg_lp[g[n].n_seg] = strtof(t, NULL);
+            g[n].seg_nsp[g[n].n_seg++] = strchr(t, '/') ? strtof(strchr(t, '/') + 1, NULL) : 0;
+        }
         n++;
     }
     fclose(fp);
@@ -167,6 +178,25 @@ int main(void) {
         }
     }
     TEST_CHECK(n_equal == n, "%d of %d files differ", n - n_equal, n);
+    SUB_TEST_PASS();
+
+    /* the scores behind the thresholds: avg log-prob and no-speech probability */
+    SUB_TEST("segments' avg_logprob and no_speech_prob equal faster-whisper's (1e-3)");
+    for (int i = 0; i < n; i++) {
+        if (res[i].err != KILN_OK || !want[i]->n_seg)
+            continue;
+        TEST_CHECK(res[i].n_segments == want[i]->n_seg, "%s: %d segments, golden %d",
+                   want[i]->file, res[i].n_segments, want[i]->n_seg);
+        for (int s = 0; s < res[i].n_segments && s < want[i]->n_seg; s++) {
+            double dl = res[i].segments[s].avg_logprob - want[i]->seg_lp[s];
+            double dn = res[i].segments[s].no_speech_prob - want[i]->seg_nsp[s];
+            TEST_CHECK(dl < 1e-3 && dl > -1e-3 && dn < 1e-3 && dn > -1e-3,
+                       "%s segment %d: avg_logprob %.6f (golden %.6f), no_speech_prob %.6f "
+                       "(golden %.6f)", want[i]->file, s, res[i].segments[s].avg_logprob,
+                       want[i]->seg_lp[s], res[i].segments[s].no_speech_prob,
+                       want[i]->seg_nsp[s]);
+        }
+    }
     SUB_TEST_PASS();
 
     SUB_TEST("long-form file has several windows and ordered segments");

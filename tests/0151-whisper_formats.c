@@ -1,10 +1,12 @@
 /*
  * tests/0151-whisper_formats.c - the Whisper loaders on generated files:
- * one small random-weight model is written both as a CTranslate2 directory
- * and as a whisper.cpp ggml file; both must load, give the same encoder
- * output and the same greedy tokens. Truncated and mis-shaped files, the
- * whisper.cpp test fixture (no tensor data) and a missing path must fail
- * with a message naming the file and the tensor. Needs no downloaded model.
+ * one small random-weight model is written as a CTranslate2 directory, a
+ * whisper.cpp ggml file and a Hugging Face directory (model.safetensors in
+ * fp16 and in bf16, config.json, vocab.json + added_tokens.json or
+ * tokenizer.json); all must load, give the same encoder output and the same
+ * greedy tokens. Truncated and mis-shaped files, the whisper.cpp test
+ * fixture (no tensor data) and a missing path must fail with a message
+ * naming the file and the tensor. Needs no downloaded model.
  */
 #include <math.h>
 #include <stdint.h>
@@ -47,6 +49,13 @@ static uint16_t f2h(float f) {
     return (uint16_t)(sign | (e << 10) | ((b >> 13) & 0x3ff));
 }
 
+/* float -> bfloat16 (truncating) */
+static uint16_t f2bf(float f) {
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    return (uint16_t)(b >> 16);
+}
+
 /* One generated tensor, in CTranslate2 naming (fused QKV / KV). */
 typedef struct {
     char name[96];
@@ -68,8 +77,12 @@ static gt_t *gen(const char *name, float scale, float offset, int rank, int64_t 
     t->shape[2] = c;
     t->n = (size_t)a * (rank > 1 ? b : 1) * (rank > 2 ? c : 1);
     t->v = malloc(t->n * sizeof(float));
-    for (size_t i = 0; i < t->n; i++) /* round through half so both formats agree */
-        t->v[i] = kiln_half_to_float(f2h(offset + scale * frand()));
+    for (size_t i = 0; i < t->n; i++) { /* exact in half and in bfloat16: formats agree */
+        float x = kiln_half_to_float(f2h(offset + scale * frand()));
+        uint32_t bits = (uint32_t)f2bf(x) << 16;
+        memcpy(&x, &bits, 4);
+        t->v[i] = x;
+    }
     return t;
 }
 static gt_t *find(const char *name) {
@@ -294,6 +307,161 @@ static void write_ggml(const char *path) {
     fclose(fp);
 }
 
+
+/* ---- Hugging Face: model.safetensors + config.json + tokenizer files ---- */
+
+typedef struct {
+    char name[128];
+    const float *v;
+    int rank;
+    int64_t shape[3];
+} hf_t;
+
+static int hf_add(hf_t *h, int n, const char *name, const char *src, size_t off, int rank,
+                  int64_t a, int64_t b) {
+    snprintf(h[n].name, sizeof(h[n].name), "%s", name);
+    h[n].v = find(src)->v + off;
+    h[n].rank = rank;
+    h[n].shape[0] = a;
+    h[n].shape[1] = b;
+    h[n].shape[2] = 3;
+    return n + 1;
+}
+
+/*
+ * Writes the same weights in transformers' naming. bf16: BF16 tensors (else
+ * F16); prefix "model." or ""; tokjson: tokenizer.json (else vocab.json +
+ * added_tokens.json); bad_shape: conv1 kernel width 1.
+ */
+static void write_hf(const char *dir, int bf16, const char *pfx, int tokjson, int bad_shape) {
+    static hf_t h[64];
+    int n = 0;
+    char a[160], b[160], q2[160];
+    mkdir(dir, 0755);
+#define A(dst, src, off, rank, x, y)                                                     \
+    do {                                                                                 \
+        snprintf(a, sizeof(a), "%s%s", pfx, dst);                                        \
+        n = hf_add(h, n, a, src, off, rank, x, y);                                       \
+    } while (0)
+    A("encoder.conv1.weight", "encoder/conv1/weight", 0, 3, C, NM);
+    A("encoder.conv1.bias", "encoder/conv1/bias", 0, 1, C, 0);
+    A("encoder.conv2.weight", "encoder/conv2/weight", 0, 3, C, C);
+    A("encoder.conv2.bias", "encoder/conv2/bias", 0, 1, C, 0);
+    A("encoder.embed_positions.weight", "encoder/position_encodings/encodings", 0, 2, TA, C);
+    A("encoder.layer_norm.weight", "encoder/layer_norm/gamma", 0, 1, C, 0);
+    A("encoder.layer_norm.bias", "encoder/layer_norm/beta", 0, 1, C, 0);
+    A("decoder.embed_tokens.weight", "decoder/embeddings/weight", 0, 2, NV, C);
+    A("decoder.embed_positions.weight", "decoder/position_encodings/encodings", 0, 2, TT, C);
+    A("decoder.layer_norm.weight", "decoder/layer_norm/gamma", 0, 1, C, 0);
+    A("decoder.layer_norm.bias", "decoder/layer_norm/beta", 0, 1, C, 0);
+    for (int side = 0; side < 2; side++) {
+        const char *p = side ? "decoder/layer_0" : "encoder/layer_0";
+        const char *q = side ? "decoder.layers.0" : "encoder.layers.0";
+#define L(dst, src, off, rank, x, y)                                                     \
+    do {                                                                                 \
+        snprintf(q2, sizeof(q2), "%s.%s", q, dst);                                       \
+        snprintf(b, sizeof(b), "%s/%s", p, src);                                         \
+        A(q2, b, off, rank, x, y);                                                       \
+    } while (0)
+        L("self_attn_layer_norm.weight", "self_attention/layer_norm/gamma", 0, 1, C, 0);
+        L("self_attn_layer_norm.bias", "self_attention/layer_norm/beta", 0, 1, C, 0);
+        L("self_attn.q_proj.weight", "self_attention/linear_0/weight", 0, 2, C, C);
+        L("self_attn.q_proj.bias", "self_attention/linear_0/bias", 0, 1, C, 0);
+        L("self_attn.k_proj.weight", "self_attention/linear_0/weight", C * C, 2, C, C);
+        L("self_attn.v_proj.weight", "self_attention/linear_0/weight", 2 * C * C, 2, C, C);
+        L("self_attn.v_proj.bias", "self_attention/linear_0/bias", 2 * C, 1, C, 0);
+        L("self_attn.out_proj.weight", "self_attention/linear_1/weight", 0, 2, C, C);
+        L("self_attn.out_proj.bias", "self_attention/linear_1/bias", 0, 1, C, 0);
+        if (side) {
+            L("encoder_attn_layer_norm.weight", "attention/layer_norm/gamma", 0, 1, C, 0);
+            L("encoder_attn_layer_norm.bias", "attention/layer_norm/beta", 0, 1, C, 0);
+            L("encoder_attn.q_proj.weight", "attention/linear_0/weight", 0, 2, C, C);
+            L("encoder_attn.q_proj.bias", "attention/linear_0/bias", 0, 1, C, 0);
+            L("encoder_attn.k_proj.weight", "attention/linear_1/weight", 0, 2, C, C);
+            L("encoder_attn.v_proj.weight", "attention/linear_1/weight", C * C, 2, C, C);
+            L("encoder_attn.v_proj.bias", "attention/linear_1/bias", C, 1, C, 0);
+            L("encoder_attn.out_proj.weight", "attention/linear_2/weight", 0, 2, C, C);
+            L("encoder_attn.out_proj.bias", "attention/linear_2/bias", 0, 1, C, 0);
+        }
+        L("final_layer_norm.weight", "ffn/layer_norm/gamma", 0, 1, C, 0);
+        L("final_layer_norm.bias", "ffn/layer_norm/beta", 0, 1, C, 0);
+        L("fc1.weight", "ffn/linear_0/weight", 0, 2, 4 * C, C);
+        L("fc1.bias", "ffn/linear_0/bias", 0, 1, 4 * C, 0);
+        L("fc2.weight", "ffn/linear_1/weight", 0, 2, C, 4 * C);
+        L("fc2.bias", "ffn/linear_1/bias", 0, 1, C, 0);
+#undef L
+    }
+#undef A
+    /* header */
+    char path[512];
+    size_t hcap = 65536, hl = 0, off = 0;
+    char *hdr = malloc(hcap);
+    hl += snprintf(hdr + hl, hcap - hl, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (int i = 0; i < n; i++) {
+        size_t cnt = 1;
+        hl += snprintf(hdr + hl, hcap - hl, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", h[i].name,
+                       bf16 ? "BF16" : "F16");
+        for (int d = 0; d < h[i].rank; d++) {
+            int64_t dim = bad_shape && i == 0 && d == 2 ? 1 : h[i].shape[d];
+            hl += snprintf(hdr + hl, hcap - hl, "%s%lld", d ? "," : "", (long long)dim);
+            cnt *= (size_t)h[i].shape[d];
+        }
+        hl += snprintf(hdr + hl, hcap - hl, "],\"data_offsets\":[%zu,%zu]}", off, off + 2 * cnt);
+        off += 2 * cnt;
+    }
+    hl += snprintf(hdr + hl, hcap - hl, "}");
+    while (hl % 8)
+        hdr[hl++] = ' ';
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    FILE *fp = fopen(path, "wb");
+    uint64_t hl64 = hl;
+    fwrite(&hl64, 8, 1, fp);
+    fwrite(hdr, 1, hl, fp);
+    free(hdr);
+    for (int i = 0; i < n; i++) {
+        size_t cnt = 1;
+        for (int d = 0; d < h[i].rank; d++)
+            cnt *= (size_t)h[i].shape[d];
+        for (size_t k = 0; k < cnt; k++) {
+            uint16_t x = bf16 ? f2bf(h[i].v[k]) : f2h(h[i].v[k]);
+            fwrite(&x, 2, 1, fp);
+        }
+    }
+    fclose(fp);
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    fp = fopen(path, "w");
+    fprintf(fp, "{\"model_type\":\"whisper\",\"d_model\":%d,\"encoder_layers\":1,"
+                "\"decoder_layers\":1,\"encoder_attention_heads\":%d,"
+                "\"decoder_attention_heads\":%d,\"encoder_ffn_dim\":%d,\"decoder_ffn_dim\":%d,"
+                "\"num_mel_bins\":%d,\"max_source_positions\":%d,\"max_target_positions\":%d,"
+                "\"vocab_size\":%d}\n", C, NH, NH, 4 * C, 4 * C, NM, TA, TT, NV);
+    fclose(fp);
+    /* vocabulary: byte-level text "t<id>" for ordinary tokens; specials as added tokens
+     * (timestamps left unnamed, as older tokenizers do) */
+    kiln_wvocab_t v;
+    memset(&v, 0, sizeof(v));
+    kiln_whisper_vocab_specials(&v, NV);
+    snprintf(path, sizeof(path), "%s/%s", dir, tokjson ? "tokenizer.json" : "vocab.json");
+    fp = fopen(path, "w");
+    fprintf(fp, tokjson ? "{\"model\":{\"type\":\"BPE\",\"vocab\":{" : "{");
+    for (int id = 0; id < v.eot; id++)
+        fprintf(fp, "%s\"t%d\":%d", id ? "," : "", id, id);
+    fprintf(fp, ",\"<|endoftext|>\":%d}", v.eot);
+    if (tokjson)
+        fprintf(fp, "},\"added_tokens\":[{\"id\":%d,\"content\":\"<|startoftranscript|>\"},"
+                    "{\"id\":%d,\"content\":\"<|notimestamps|>\"}]}",
+                v.sot, v.no_timestamps);
+    fprintf(fp, "\n");
+    fclose(fp);
+    if (!tokjson) {
+        snprintf(path, sizeof(path), "%s/added_tokens.json", dir);
+        fp = fopen(path, "w");
+        fprintf(fp, "{\"<|startoftranscript|>\":%d,\"<|notimestamps|>\":%d}\n", v.sot,
+                v.no_timestamps);
+        fclose(fp);
+    }
+}
+
 /* Copies the first \p keep bytes of \p src to \p dst. */
 static void truncate_copy(const char *src, const char *dst, long keep) {
     FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
@@ -326,28 +494,42 @@ static void expect_fail(const char *path, const char *must1, const char *must2) 
 }
 
 int main(void) {
-    char dir[] = "/tmp/kiln-0151-XXXXXX", ct2[64], ggml[64], tmp[800], err[512];
+    char dir[] = "/tmp/kiln-0151-XXXXXX", ct2[64], ggml[64], hf[64], hfb[64], tmp[800], err[512];
     TEST_ASSERT(mkdtemp(dir) != NULL, "mkdtemp");
     snprintf(ct2, sizeof(ct2), "%s/ct2", dir);
     snprintf(ggml, sizeof(ggml), "%s/ggml-rand.bin", dir);
+    snprintf(hf, sizeof(hf), "%s/hf", dir);
+    snprintf(hfb, sizeof(hfb), "%s/hf-bf16", dir);
     gen_model();
     write_ct2(ct2, 0);
     write_ggml(ggml);
+    write_hf(hf, 0, "model.", 0, 0);
+    write_hf(hfb, 1, "", 1, 0);
 
-    SUB_TEST("random-weight model loads from CTranslate2 and ggml files");
+    SUB_TEST("random-weight model loads from CTranslate2, ggml and HF (f16, bf16) files");
     kiln_whisper_model_t *mc = kiln_whisper_model_load(ct2, err, sizeof(err));
     TEST_ASSERT(mc != NULL, "ct2: %s", err);
     kiln_whisper_model_t *mg = kiln_whisper_model_load(ggml, err, sizeof(err));
     TEST_ASSERT(mg != NULL, "ggml: %s", err);
+    kiln_whisper_model_t *mh = kiln_whisper_model_load(hf, err, sizeof(err));
+    TEST_ASSERT(mh != NULL, "hf: %s", err);
+    snprintf(tmp, sizeof(tmp), "%s/model.safetensors", hfb);
+    kiln_whisper_model_t *mb = kiln_whisper_model_load(tmp, err, sizeof(err));
+    TEST_ASSERT(mb != NULL, "hf bf16: %s", err);
     const kiln_whisper_hparams_t *a = kiln_whisper_model_hparams(mc), *b = kiln_whisper_model_hparams(mg);
     TEST_CHECK(!memcmp(a, b, sizeof(*a)), "hparams differ");
+    TEST_CHECK(!memcmp(a, kiln_whisper_model_hparams(mh), sizeof(*a)) &&
+                   !memcmp(a, kiln_whisper_model_hparams(mb), sizeof(*a)), "hf hparams differ");
+    TEST_CHECK(!strcmp(kiln_whisper_model_format(mh), "hf"), "hf format");
+    TEST_CHECK(!strcmp(kiln_whisper_token_text(mh, 1234), "t1234") &&
+                   !strcmp(kiln_whisper_token_text(mb, 50363), "<|0.00|>"), "hf vocabulary");
     TEST_CHECK(a->n_audio_state == C && a->n_audio_head == NH && a->n_text_ctx == TT &&
                    a->n_audio_layer == 1 && a->n_vocab == NV, "ct2 hparams wrong");
     TEST_CHECK(!strcmp(kiln_whisper_model_format(mc), "ct2") &&
                    !strcmp(kiln_whisper_model_format(mg), "ggml"), "formats");
     SUB_TEST_PASS();
 
-    SUB_TEST("both formats give the same encoder output and the same greedy tokens");
+    SUB_TEST("all formats give the same encoder output and the same greedy tokens");
     {
         size_t N = 5 * 16000;
         float *pcm = malloc(N * sizeof(float));
@@ -364,6 +546,12 @@ int main(void) {
         kiln_whisper_encode(mg, win, 1, eb);
         double e = kiln_nmse(eb, ea, (size_t)TA * C);
         TEST_CHECK(e < 1e-12, "encoder nmse %g", e);
+        kiln_whisper_encode(mh, win, 1, eb);
+        e = kiln_nmse(eb, ea, (size_t)TA * C);
+        TEST_CHECK(e < 1e-12, "hf encoder nmse %g", e);
+        kiln_whisper_encode(mb, win, 1, eb);
+        e = kiln_nmse(eb, ea, (size_t)TA * C);
+        TEST_CHECK(e < 1e-12, "hf bf16 encoder nmse %g", e);
         kiln_whisper_params_t p = kiln_whisper_greedy_params();
         p.no_speech_skip = 2.0f;
         p.no_speech_threshold = 2.0f; /* random weights: decode whatever comes */
@@ -380,6 +568,15 @@ int main(void) {
                        !memcmp(ra.tokens, rb.tokens, sizeof(int) * ra.n_tokens),
                    "tokens differ (%d vs %d)", ra.n_tokens, rb.n_tokens);
         printf("# random model: %d tokens, %d segments\n", ra.n_tokens, ra.n_segments);
+        for (int k = 0; k < 2; k++) {
+            kiln_whisper_result_clear(&rb);
+            TEST_CHECK(kiln_whisper_transcribe(k ? mb : mh, &p, pc, ns, 1, &rb) == KILN_OK,
+                       "hf run");
+            TEST_CHECK(ra.n_tokens == rb.n_tokens &&
+                           !memcmp(ra.tokens, rb.tokens, sizeof(int) * ra.n_tokens),
+                       "hf%s tokens differ (%d vs %d)", k ? " bf16" : "", ra.n_tokens,
+                       rb.n_tokens);
+        }
         kiln_whisper_result_clear(&ra);
         kiln_whisper_result_clear(&rb);
         free(pcm);
@@ -391,8 +588,10 @@ int main(void) {
     SUB_TEST_PASS();
     kiln_whisper_model_destroy(mc);
     kiln_whisper_model_destroy(mg);
+    kiln_whisper_model_destroy(mh);
+    kiln_whisper_model_destroy(mb);
 
-    SUB_TEST("truncated CTranslate2 and ggml files fail naming file and tensor");
+    SUB_TEST("truncated CTranslate2, ggml and HF files fail naming file and tensor");
     {
         char bin[128], tdir[128];
         snprintf(bin, sizeof(bin), "%s/model.bin", ct2);
@@ -409,14 +608,35 @@ int main(void) {
         expect_fail(tmp, "truncated in tensor", tmp);
         truncate_copy(ggml, tmp, 30);
         expect_fail(tmp, "truncated", tmp);
+        char sft[128], tsft[160];
+        snprintf(sft, sizeof(sft), "%s/model.safetensors", hf);
+        snprintf(tdir, sizeof(tdir), "%s/hf-trunc", dir);
+        write_hf(tdir, 0, "model.", 0, 0);
+        snprintf(tsft, sizeof(tsft), "%s/model.safetensors", tdir);
+        truncate_copy(sft, tsft, file_size(sft) * 6 / 10);
+        expect_fail(tdir, "truncated in tensor \"model.decoder.embed_tokens.weight\"", tsft);
+        truncate_copy(sft, tsft, 6);
+        expect_fail(tdir, "too short", tsft);
+        truncate_copy(sft, tsft, 100);
+        expect_fail(tdir, "safetensors header", tsft);
     }
     SUB_TEST_PASS();
 
     SUB_TEST("a tensor of the wrong shape, a missing file, the whisper.cpp fixture");
     {
+        char tsft2[900];
         snprintf(tmp, sizeof(tmp), "%s/badshape", dir);
         write_ct2(tmp, 1);
         expect_fail(tmp, "could not load \"", "\"encoder/conv1/weight\" has shape [64, 80, 1], expected [64, 80, 3]");
+        snprintf(tmp, sizeof(tmp), "%s/hf-badshape", dir);
+        write_hf(tmp, 0, "model.", 0, 1);
+        expect_fail(tmp, "model.safetensors\": tensor \"model.encoder.conv1.weight\" has shape "
+                         "[64, 80, 1], expected [64, 80, 3]", NULL);
+        snprintf(tmp, sizeof(tmp), "%s/hf-noconfig", dir);
+        write_hf(tmp, 0, "model.", 0, 0);
+        snprintf(tsft2, sizeof(tsft2), "%s/config.json", tmp);
+        unlink(tsft2);
+        expect_fail(tmp, "config.json", "missing");
         snprintf(tmp, sizeof(tmp), "%s/none", dir);
         expect_fail(tmp, "could not open \"", "No such file");
         const char *fx = "../shared/data/models/whisper.cpp-test-fixtures/for-tests-ggml-tiny.en.bin";

@@ -8,9 +8,12 @@
  *  3. fetch input (retrying transient store errors within the retry
  *     budget), decode audio, run the engine on the whole batch;
  *  4. write artifacts under deterministic keys (results/<tenant>/<id>/...);
- *  5. produce dead-lettered jobs to the DLQ and wait for delivery;
- *  6. ONE transaction: fence check per partition (FOR SHARE), result rows
- *     (ON CONFLICT DO NOTHING), job status, next offset per partition;
+ *  5+6. ONE transaction: fence check per partition (FOR SHARE); while the
+ *     fence holds, dead-lettered jobs go to the DLQ (delivery awaited; a
+ *     retry does not produce them again); result rows (ON CONFLICT DO
+ *     NOTHING), job status, next offset per partition. A worker that dies
+ *     between the DLQ delivery and COMMIT dead-letters the job again on its
+ *     next attempt: the DLQ is at-least-once (docs/chaos.md);
  *  7. after commit: completion events to <prefix>.events.
  * Postgres or store outages in steps 4-6 are retried with capped backoff
  * until they succeed or the worker is stopped (then nothing is committed and
@@ -423,12 +426,19 @@ static kiln_err_t kiln_batch_artifacts(kiln_worker_t *kw, kiln_wjob_t *jobs, int
 
 /* ---- 5: DLQ ---- */
 
+/* Dead-letters the batch's bad jobs and waits for delivery. Called again
+ * after a failure, it produces only what was never handed to the producer
+ * or what failed to deliver: a flush that timed out (broker away) leaves its
+ * messages queued, and producing them again would put them in the DLQ twice. */
 static kiln_err_t kiln_batch_dlq(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
-    int produced = 0;
+    int queued = 0;
     long failures_before = kiln_kafka_delivery_failures();
     for (int i = 0; i < n; i++) {
         kiln_wjob_t *j = &jobs[i];
         if (j->skip || !j->err)
+            continue;
+        queued++;
+        if (j->dlq_queued)
             continue;
         char attempts[16];
         snprintf(attempts, sizeof(attempts), "%d", j->attempts);
@@ -453,12 +463,21 @@ static kiln_err_t kiln_batch_dlq(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
             return KILN_ERR_KAFKA;
         }
         KILN_LOG_INFO("job %s -> %s: %s: %s", j->job.id, kw->dlq_topic, kiln_err2name(j->err), j->errstr);
-        produced++;
+        j->dlq_queued = 1;
     }
-    if (!produced)
+    if (!queued)
         return KILN_OK;
-    if (rd_kafka_flush(kw->producer, 10000) || kiln_kafka_delivery_failures() != failures_before)
+    if (rd_kafka_flush(kw->producer, 10000)) {
+        KILN_LOG_WARN("dead letters not delivered to %s within 10 s; waiting", kw->dlq_topic);
         return KILN_ERR_KAFKA;
+    }
+    if (kiln_kafka_delivery_failures() != failures_before) {
+        KILN_LOG_WARN("a delivery to %s failed; producing the batch's dead letters again",
+                      kw->dlq_topic);
+        for (int i = 0; i < n; i++)
+            jobs[i].dlq_queued = 0;
+        return KILN_ERR_KAFKA;
+    }
     return KILN_OK;
 }
 
@@ -518,14 +537,15 @@ static int kiln_batch_partitions(kiln_worker_t *kw, kiln_wjob_t *jobs, int n, in
 static kiln_err_t kiln_batch_fence(kiln_worker_t *kw, const int *owns, int n_owns,
                                    const char *lock, char *errstr, size_t errstr_size) {
     kiln_sbuf_t parts = {0};
-    char num[32], sql[256];
+    char num[32];
     for (int k = 0; k < n_owns; k++) {
         snprintf(num, sizeof(num), "%d", kw->own[owns[k]].partition);
         kiln_pg_array_add(&parts, num);
     }
-    snprintf(sql, sizeof(sql),
-             "SELECT kpartition, coalesce(worker, ''), epoch FROM assignments"
-             " WHERE topic = $1 AND kpartition = ANY ($2::int[])%s", lock);
+    const char *sql = lock[0] ? "SELECT kpartition, coalesce(worker, ''), epoch FROM assignments"
+                                " WHERE topic = $1 AND kpartition = ANY ($2::int[]) FOR SHARE"
+                              : "SELECT kpartition, coalesce(worker, ''), epoch FROM assignments"
+                                " WHERE topic = $1 AND kpartition = ANY ($2::int[])";
     const char *p[2] = {kw->topic, kiln_pg_array_end(&parts)};
     PGresult *r = kiln_pg_execp(kw->pg, sql, 2, p, errstr, errstr_size);
     free(parts.buf);
@@ -570,6 +590,15 @@ static kiln_err_t kiln_batch_commit_tx(kiln_worker_t *kw, kiln_wjob_t *jobs, int
     }
     if (ferr)
         goto fail;
+    /* dead letters go out while the fence is held: a batch whose partition
+     * moved never reaches the DLQ (the new owner dead-letters the job), and
+     * the scheduler cannot move it between the delivery and COMMIT */
+    if (kiln_batch_dlq(kw, jobs, n) != KILN_OK) {
+        char e2[64];
+        snprintf(errstr, errstr_size, "could not deliver dead letters to %s", kw->dlq_topic);
+        kiln_pg_exec(pg, "ROLLBACK", e2, sizeof(e2));
+        return KILN_ERR_KAFKA;
+    }
     /* 2. dead jobs (rows may not exist yet: jobs produced without kiln) */
     for (int i = 0; i < n; i++) {
         kiln_wjob_t *j = &jobs[i];
@@ -786,32 +815,6 @@ kiln_err_t kiln_worker_process_batch(kiln_worker_t *kw, kiln_wjob_t *jobs, int n
             break;
         kw->stats.retries++;
         KILN_LOG_WARN("%s; retrying", errstr);
-        if (!kiln_worker_backoff(kw, attempt < 5 ? 200 << attempt : 5000))
-            return KILN_ERR__STOPPED;
-    }
-    /* a batch whose partition moved away must not reach the DLQ: the new
-     * owner dead-letters the job (checked again, under lock, at commit) */
-    {
-        int owns[256];
-        long long next[256];
-        int n_owns = kiln_batch_partitions(kw, jobs, n, owns, next);
-        char errstr[256];
-        for (int attempt = 0; n_owns > 0; attempt++) {
-            err = kiln_batch_fence(kw, owns, n_owns, "", errstr, sizeof(errstr));
-            if (err == KILN_ERR__FENCED) {
-                kw->stats.fenced++;
-                KILN_LOG_WARN("batch dropped before the DLQ: %s", errstr);
-                return err;
-            }
-            if (!err)
-                break;
-            kiln_pg_check(kw->pg);
-            if (!kiln_worker_backoff(kw, attempt < 5 ? 200 << attempt : 5000))
-                return KILN_ERR__STOPPED;
-        }
-    }
-    for (int attempt = 0; (err = kiln_batch_dlq(kw, jobs, n)) != KILN_OK; attempt++) {
-        kw->stats.retries++;
         if (!kiln_worker_backoff(kw, attempt < 5 ? 200 << attempt : 5000))
             return KILN_ERR__STOPPED;
     }

@@ -30,6 +30,7 @@ typedef struct kiln_wjob_s {
     kiln_job_t job;
     int own_idx;            /* index into kw->own */
     int skip;               /* already terminal elsewhere: just advance */
+    int dlq_queued;         /* dead letter handed to the producer: a retry waits for it */
     int attempts;
     double queue_s;         /* enqueued_at -> claim, on the database clock (metrics) */
     kiln_err_t err;         /* non-OK: goes to the DLQ */

@@ -60,6 +60,7 @@ typedef enum kiln_op_e {
     KILN_OP_LOGMEL,
     KILN_OP_ATTENTION_KV,
     KILN_OP_MATMUL_PACKED,
+    KILN_OP_POWER_SPECTRUM,
     KILN_OP__COUNT
 } kiln_op_t;
 
@@ -88,6 +89,17 @@ typedef struct kiln_kernels_s {
                          int D, float *scratch);
     void (*matmul_packed)(float *out, const float *inp, const float *wp, const float *bias,
                           int N, int C, int OC);
+    void (*power_spectrum)(float *power, const float *frames, int T, int n_fft);
+    /* memory of the backend (device memory for CUDA; malloc for the CPU) */
+    void *(*alloc)(size_t bytes);            /* NULL when out of memory */
+    void (*free)(void *p);                   /* NULL is fine */
+    void (*upload)(void *dst, const void *host_src, size_t bytes);
+    void (*download)(void *host_dst, const void *src, size_t bytes);
+    void (*sync)(void);                      /* waits for every queued op */
+    /* matmul/conv precision: "fp32" (default), "tf32", "fp16" or "bf16" (inputs
+     * rounded, fp32 accumulate); NULL for backends that only have fp32.
+     * @returns 0, or -1 for a mode the backend does not know. */
+    int (*set_precision)(const char *mode);
 } kiln_kernels_t;
 
 /* ---- CPU reference ops (kernels/cpu/) --------------------------------- */
@@ -160,6 +172,13 @@ void kiln_logmel_cpu(float *out, const float *frames_power, const float *filters
 void kiln_attention_kv_cpu(float *out, int ldo, const float *q, int ldq,
                            const float *const *kt, int ldkt, const float *const *v, int ldv,
                            const int *Tk, int S, int H, int D, float *scratch);
+
+/**
+ * Power spectrum of T frames that are already windowed: frames [T, n_fft]
+ * -> power [T, n_fft/2 + 1], |rfft(frame)|^2 (FFTW on the CPU, cuFFT on
+ * CUDA).
+ */
+void kiln_power_spectrum_cpu(float *power, const float *frames, int T, int n_fft);
 
 /**
  * Packs weight[OC, C] (a dense layer's PyTorch layout) into panels of 16

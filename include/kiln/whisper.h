@@ -1,16 +1,21 @@
 /*
- * kiln/whisper.h - the Whisper speech-recognition model (CPU reference).
+ * kiln/whisper.h - the Whisper speech-recognition model, on the CPU
+ * (kernels' "cpu" backend: threaded, vectorised; docs/whisper.md).
  *
  * A kiln_whisper_model_t holds the read-only weights, vocabulary and mel
  * filters; it is loaded once and may be shared by threads. Each call to
- * kiln_whisper_transcribe() allocates its own decoding state, so calls on
- * the same model from different threads are safe.
+ * kiln_whisper_transcribe() takes its own workspace (big buffers kept by
+ * the model for the next call, one per concurrent call), so calls on the
+ * same model from different threads are safe.
  *
  * Formats read (hyperparameters come from the file, tiny .. large-v3,
  * 80 or 128 mel bins):
  *   - CTranslate2 directory (model.bin + vocabulary.txt [+ config.json]),
  *     float32 / float16 / bfloat16 / int8 weights, as used by faster-whisper;
- *   - whisper.cpp ggml-*.bin (f32 / f16 tensors).
+ *   - whisper.cpp ggml-*.bin (f32 / f16 tensors);
+ *   - Hugging Face directory (model.safetensors + config.json + vocab.json /
+ *     added_tokens.json or tokenizer.json [+ generation_config.json]),
+ *     F32 / F16 / BF16 tensors, or the model.safetensors file itself.
  *
  *   char err[256];
  *   kiln_whisper_model_t *m = kiln_whisper_model_load("var/models/whisper-tiny.en",
@@ -107,8 +112,9 @@ typedef struct kiln_whisper_result_s {
 } kiln_whisper_result_t;
 
 /**
- * Loads a model from \p path: a CTranslate2 directory (or its model.bin) or a
- * whisper.cpp ggml file. Every tensor's name, dtype and shape is checked.
+ * Loads a model from \p path: a CTranslate2 directory (or its model.bin), a
+ * whisper.cpp ggml file, or a Hugging Face directory (or its
+ * model.safetensors). Every tensor's name, dtype and shape is checked.
  * @returns the model, or NULL with a message naming the file (and tensor) in
  *          \p errstr.
  */
@@ -121,7 +127,7 @@ void kiln_whisper_model_destroy(kiln_whisper_model_t *m);
 /** @returns the model's hyperparameters (valid for the model's lifetime). */
 const kiln_whisper_hparams_t *kiln_whisper_model_hparams(const kiln_whisper_model_t *m);
 
-/** @returns "ct2" or "ggml". */
+/** @returns "ct2", "ggml" or "hf". */
 const char *kiln_whisper_model_format(const kiln_whisper_model_t *m);
 
 /** @returns the text of token \p id (raw bytes, "" when out of range). */

@@ -66,7 +66,8 @@ typedef struct kiln_pool_s {
 
 static pthread_mutex_t kiln_pool_job_lock_ = PTHREAD_MUTEX_INITIALIZER;
 static kiln_pool_t *kiln_pool_;
-static int kiln_pool_want_ = 0; /* 0: CPUs online */
+static atomic_int kiln_pool_want_;  /* 0: CPUs online */
+static atomic_int kiln_pool_size_;  /* threads of the running pool, 0 if none */
 static _Thread_local int kiln_pool_in_task_;
 
 static inline void kiln_pool_pause_(void) {
@@ -156,10 +157,11 @@ static void kiln_pool_stop_(void) {
     pthread_cond_destroy(&p->cv);
     free(p);
     kiln_pool_ = NULL;
+    atomic_store(&kiln_pool_size_, 0);
 }
 
 static int kiln_pool_size_wanted_(void) {
-    int n = kiln_pool_want_;
+    int n = atomic_load(&kiln_pool_want_);
     if (n <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         n = c > 0 ? (int)c : 1;
@@ -193,6 +195,7 @@ static kiln_pool_t *kiln_pool_start_(void) {
         }
     }
     kiln_pool_ = p;
+    atomic_store(&kiln_pool_size_, p->n);
     return p;
 }
 
@@ -243,17 +246,16 @@ void kiln_kernels_set_threads(int n) {
     if (n <= 0)
         return;
     pthread_mutex_lock(&kiln_pool_job_lock_);
-    kiln_pool_want_ = n;
+    atomic_store(&kiln_pool_want_, n);
     if (kiln_pool_ && kiln_pool_->n != kiln_pool_size_wanted_())
         kiln_pool_stop_();
     pthread_mutex_unlock(&kiln_pool_job_lock_);
 }
 
+/* No lock: ops call this from inside tasks, while a job holds the pool. */
 int kiln_kernels_threads(void) {
-    pthread_mutex_lock(&kiln_pool_job_lock_);
-    int n = kiln_pool_ ? kiln_pool_->n : kiln_pool_size_wanted_();
-    pthread_mutex_unlock(&kiln_pool_job_lock_);
-    return n;
+    int n = atomic_load(&kiln_pool_size_);
+    return n > 0 ? n : kiln_pool_size_wanted_();
 }
 
 /* ---- per-thread scratch ------------------------------------------------ */

@@ -50,7 +50,8 @@ KILN_VINL kiln_vf kiln_v_load(const float *p) {
     return v;
 }
 
-KILN_VINL void kiln_v_store(float *p, kiln_vf v) { memcpy(p, &v, sizeof(v)); }
+KILN_VINL void kiln_v_store_p_(float *p, const kiln_vf *v) { memcpy(p, v, sizeof(*v)); }
+#define kiln_v_store(p, v) ({ kiln_vf t_ = (v); kiln_v_store_p_((p), &t_); })
 
 KILN_VINL kiln_vf kiln_v_set1(float x) {
     kiln_vf v = {x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
@@ -65,44 +66,55 @@ KILN_VINL kiln_vf kiln_v_load_part(const float *p, int n, float fill) {
     return v;
 }
 
-KILN_VINL void kiln_v_store_part(float *p, kiln_vf v, int n) {
+KILN_VINL void kiln_v_store_part_p_(float *p, const kiln_vf *v, int n) {
     for (int i = 0; i < n; i++)
-        p[i] = v[i];
+        p[i] = (*v)[i];
 }
+#define kiln_v_store_part(p, v, n) ({ kiln_vf t_ = (v); kiln_v_store_part_p_((p), &t_, (n)); })
 
-KILN_VINL float kiln_v_hsum(kiln_vf v) {
+KILN_VINL float kiln_v_hsum_p_(const kiln_vf *v) {
     float s = 0.0f;
     for (int i = 0; i < KILN_VL; i++)
-        s += v[i];
+        s += (*v)[i];
     return s;
 }
+#define kiln_v_hsum(v) ({ kiln_vf t_ = (v); kiln_v_hsum_p_(&t_); })
 
-KILN_VINL float kiln_v_hmax(kiln_vf v) {
-    float m = v[0];
+KILN_VINL float kiln_v_hmax_p_(const kiln_vf *v) {
+    float m = (*v)[0];
     for (int i = 1; i < KILN_VL; i++)
-        m = v[i] > m ? v[i] : m;
+        m = (*v)[i] > m ? (*v)[i] : m;
     return m;
 }
+#define kiln_v_hmax(v) ({ kiln_vf t_ = (v); kiln_v_hmax_p_(&t_); })
 
-KILN_VINL kiln_vf kiln_v_max(kiln_vf a, kiln_vf b) {
-    kiln_vi gt = a > b;
-    return (kiln_vf)((gt & (kiln_vi)a) | (~gt & (kiln_vi)b));
-}
-
-KILN_VINL kiln_vf kiln_v_min(kiln_vf a, kiln_vf b) {
-    kiln_vi lt = a < b;
-    return (kiln_vf)((lt & (kiln_vi)a) | (~lt & (kiln_vi)b));
-}
+/* lane-wise max / min (statement expressions: GCC warns about passing
+ * 64-byte vectors by value to a function, even an inlined one) */
+#define kiln_v_max(a, b)                                                                 \
+    ({                                                                                   \
+        kiln_vf a_ = (a), b_ = (b);                                                      \
+        kiln_vi gt_ = a_ > b_;                                                           \
+        (kiln_vf)((gt_ & (kiln_vi)a_) | (~gt_ & (kiln_vi)b_));                           \
+    })
+#define kiln_v_min(a, b)                                                                 \
+    ({                                                                                   \
+        kiln_vf a_ = (a), b_ = (b);                                                      \
+        kiln_vi lt_ = a_ < b_;                                                           \
+        (kiln_vf)((lt_ & (kiln_vi)a_) | (~lt_ & (kiln_vi)b_));                           \
+    })
 
 /* floor() of each lane (|x| < 2^31). */
-KILN_VINL kiln_vf kiln_v_floor(kiln_vf x) {
+KILN_VINL kiln_vf kiln_v_floor_p_(const kiln_vf *xp) {
+    kiln_vf x = *xp;
     kiln_vf t = __builtin_convertvector(__builtin_convertvector(x, kiln_vi), kiln_vf);
     kiln_vi gt = t > x; /* -1 where truncation rounded up */
     return t + __builtin_convertvector(gt, kiln_vf);
 }
+#define kiln_v_floor(x) ({ kiln_vf t_ = (x); kiln_v_floor_p_(&t_); })
 
 /* e^x (Cephes expf); lanes below -87.33 give 0, lanes above 88 give e^88. */
-KILN_VINL kiln_vf kiln_v_exp(kiln_vf x) {
+KILN_VINL kiln_vf kiln_v_exp_p_(const kiln_vf *xp) {
+    kiln_vf x = *xp;
     const kiln_vi under = x < -87.33654f;
     x = kiln_v_min(x, kiln_v_set1(88.0f));
     x = kiln_v_max(x, kiln_v_set1(-87.33654f));
@@ -121,9 +133,11 @@ KILN_VINL kiln_vf kiln_v_exp(kiln_vf x) {
     y = y * (kiln_vf)e;
     return (kiln_vf)((kiln_vi)y & ~under);
 }
+#define kiln_v_exp(x) ({ kiln_vf tx_ = (x); kiln_v_exp_p_(&tx_); })
 
 /* erf(x), Eigen's generic_fast_erf_float. */
-KILN_VINL kiln_vf kiln_v_erf(kiln_vf x) {
+KILN_VINL kiln_vf kiln_v_erf_p_(const kiln_vf *xp) {
+    kiln_vf x = *xp;
     x = kiln_v_min(x, kiln_v_set1(4.0f));
     x = kiln_v_max(x, kiln_v_set1(-4.0f));
     kiln_vf x2 = x * x;
@@ -142,11 +156,14 @@ KILN_VINL kiln_vf kiln_v_erf(kiln_vf x) {
     q = q * x2 + -1.42647390514189e-02f;
     return p / q;
 }
+#define kiln_v_erf(x) ({ kiln_vf tx_ = (x); kiln_v_erf_p_(&tx_); })
 
 /* GELU(x) = x/2 (1 + erf(x/sqrt 2)) */
-KILN_VINL kiln_vf kiln_v_gelu(kiln_vf x) {
-    return 0.5f * x * (1.0f + kiln_v_erf(x * 0.70710678118654752f));
-}
+#define kiln_v_gelu(x)                                                                   \
+    ({                                                                                   \
+        kiln_vf gx_ = (x);                                                               \
+        0.5f * gx_ * (1.0f + kiln_v_erf(gx_ * 0.70710678118654752f));                    \
+    })
 
 /* Softmax of one row of n values (y may equal x); a row of -INFINITY gives zeros. */
 KILN_VINL void kiln_v_softmax_row(float *y, const float *x, int n) {

@@ -1,10 +1,8 @@
 // kernels/cuda/elementwise.cu - CUDA versions of the row-wise and element-wise
 // ops of kernels/cpu (layernorm, gelu, softmax, add), same argument order as
 // the CPU reference plus a cudaStream_t; every pointer is a device pointer.
-//
-// Status: compiled by `make cuda` (sm_80, sm_90); not yet registered with
-// kernels/dispatch.c, and not yet run on a GPU (parity test to come under
-// `make test-gpu`, NMSE <= 1e-10 against kernels/cpu).
+// Registered in the CUDA table by kernels/cuda/register.cu; checked against
+// the CPU reference by tests/0110-kernels_cuda.c (tolerances there).
 //
 //   layernorm: one block per row, block-wide reductions in shared memory
 //   softmax:   one block per row (max, sum of exp, scale)
@@ -12,6 +10,8 @@
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stddef.h>
+
+#include "kernels/cuda/common.cuh"
 
 #define KILN_CUDA_BLOCK 256
 
@@ -111,21 +111,31 @@ extern "C" {
 
 void kiln_layernorm_cuda(float *out, const float *inp, const float *weight, const float *bias,
                          int N, int C, float eps, cudaStream_t stream) {
-    if (N > 0)
+    if (N > 0) {
         kiln_layernorm_kernel_<<<N, KILN_CUDA_BLOCK, 0, stream>>>(out, inp, weight, bias, C, eps);
+        KILN_CUDA_LAUNCH_CHECK();
+    }
 }
 
 void kiln_softmax_cuda(float *out, const float *inp, int N, int C, cudaStream_t stream) {
-    if (N > 0)
+    if (N > 0) {
         kiln_softmax_kernel_<<<N, KILN_CUDA_BLOCK, 0, stream>>>(out, inp, C);
+        KILN_CUDA_LAUNCH_CHECK();
+    }
 }
 
 void kiln_gelu_cuda(float *out, const float *inp, size_t n, cudaStream_t stream) {
+    if (n == 0)
+        return;
     kiln_gelu_kernel_<<<kiln_grid_(n), KILN_CUDA_BLOCK, 0, stream>>>(out, inp, n);
+    KILN_CUDA_LAUNCH_CHECK();
 }
 
 void kiln_add_cuda(float *out, const float *a, const float *b, size_t n, cudaStream_t stream) {
+    if (n == 0)
+        return;
     kiln_add_kernel_<<<kiln_grid_(n), KILN_CUDA_BLOCK, 0, stream>>>(out, a, b, n);
+    KILN_CUDA_LAUNCH_CHECK();
 }
 
 } // extern "C"

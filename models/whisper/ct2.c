@@ -15,6 +15,7 @@
  * Hyperparameters are read from the tensor shapes and the num_heads scalars.
  */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,11 +113,14 @@ static int kiln_ct2_index_(const kiln_wmap_t *mp, kiln_wtab_t *tab, char *errstr
             return -1;
         }
         size_t count = 1;
-        int bad = 0;
+        int bad = 0, huge = 0;
         for (int d = 0; d < rank; d++) {
             bad |= kiln_ct2_u32_(&r, &dim);
             shape[d] = dim;
-            count *= dim;
+            if (dim && count > SIZE_MAX / dim)
+                huge = 1;
+            else
+                count *= dim;
         }
         if (bad || !kiln_ct2_need_(&r, 1)) {
             snprintf(errstr, errstr_size, "could not load \"%s\": file is truncated in tensor "
@@ -132,8 +136,15 @@ static int kiln_ct2_index_(const kiln_wmap_t *mp, kiln_wtab_t *tab, char *errstr
         }
         static const kiln_dtype_t dts[] = {KILN_DT_F32, KILN_DT_I8, KILN_DT_I16,
                                            KILN_DT_I32, KILN_DT_F16, KILN_DT_BF16};
+        static const size_t dsz[] = {4, 1, 2, 4, 2, 2};
         kiln_dtype_t kdt = dt < 6 ? dts[dt] : KILN_DT_OTHER;
-        (void)count;
+        /* a shape may not describe more than the bytes stored: the weights
+         * are allocated by the shapes before anything is copied */
+        if (dt < 6 && (huge || count > SIZE_MAX / dsz[dt] || count * dsz[dt] > nbytes)) {
+            snprintf(errstr, errstr_size, "could not load \"%s\": tensor \"%.*s\" holds %u "
+                     "bytes, fewer than its shape needs", tab->path, (int)name_len, name, nbytes);
+            return -1;
+        }
         if (kiln_wtab_add(tab, name, name_len, kdt, rank, shape, r.p + r.off, nbytes)) {
             snprintf(errstr, errstr_size, "out of memory");
             return -1;
@@ -187,6 +198,15 @@ static char *kiln_ct2_token_bytes_(const char *s, size_t len, const int dec[512]
     }
     out[j] = '\0';
     return out;
+}
+
+static int kiln_bpe_dec_[512];
+static pthread_once_t kiln_bpe_once_ = PTHREAD_ONCE_INIT;
+static void kiln_bpe_init_(void) { kiln_ct2_byte_decoder_(kiln_bpe_dec_); }
+
+char *kiln_whisper_bpe_bytes_(const char *s, size_t len) {
+    pthread_once(&kiln_bpe_once_, kiln_bpe_init_);
+    return kiln_ct2_token_bytes_(s, len, kiln_bpe_dec_);
 }
 
 static int kiln_ct2_vocab_(kiln_whisper_model_t *m, const char *dir, char *errstr,
@@ -403,13 +423,14 @@ int kiln_whisper_load_ct2_(kiln_whisper_model_t *m, const char *dir, const char 
             break;
     }
     if (hp->n_audio_layer == 0 || hp->n_text_layer == 0 ||
-        (hp->n_mels != 80 && hp->n_mels != 128)) {
+        (hp->n_mels != 80 && hp->n_mels != 128) || hp->n_vocab < 51864) {
         snprintf(errstr, errstr_size, "could not load \"%s\": not a Whisper model (%d encoder "
-                 "layers, %d decoder layers, %d mel bins)", bin, hp->n_audio_layer,
-                 hp->n_text_layer, hp->n_mels);
+                 "layers, %d decoder layers, %d mel bins, %d tokens)", bin, hp->n_audio_layer,
+                 hp->n_text_layer, hp->n_mels, hp->n_vocab);
         goto done;
     }
-    if (kiln_whisper_alloc_weights_(m, errstr, errstr_size) ||
+    /* int8 weights: one byte each at least */
+    if (kiln_whisper_alloc_weights_(m, mp.size, errstr, errstr_size) ||
         kiln_ct2_bind_(m, &tab, errstr, errstr_size))
         goto done;
     kiln_whisper_mel_filters(m->mel_filters, hp->n_mels, 400, 16000);

@@ -180,7 +180,8 @@ int kiln_whisper_load_ggml_(kiln_whisper_model_t *m, const char *path, char *err
                  "truncated", path);
         goto done;
     }
-    if (kiln_whisper_alloc_weights_(m, errstr, errstr_size))
+    /* f16 weights: two bytes each at least */
+    if (kiln_whisper_alloc_weights_(m, SIZE_MAX /* every tensor is checked against the file first */, errstr, errstr_size))
         goto done;
     memcpy(m->mel_filters, r.p + r.off, (size_t)n_mel * n_freq * 4);
     r.off += (size_t)n_mel * n_freq * 4;

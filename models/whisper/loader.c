@@ -174,6 +174,8 @@ int kiln_wtab_copy(const kiln_wtab_t *tab, const char *name, int rank, const int
                  tab->path, name, t->nbytes, n * es);
         return -1;
     }
+    if (!dst) /* check only */
+        return 0;
     const uint8_t *src = t->data;
     switch (t->dtype) {
     case KILN_DT_F32:
@@ -244,10 +246,21 @@ float *kiln_whisper_take_(kiln_whisper_model_t *m, size_t n) {
     return p;
 }
 
-int kiln_whisper_alloc_weights_(kiln_whisper_model_t *m, char *errstr, size_t errstr_size) {
+int kiln_whisper_alloc_weights_(kiln_whisper_model_t *m, size_t max_weights, char *errstr,
+                                size_t errstr_size) {
     const kiln_whisper_hparams_t *hp = &m->hp;
     size_t Ca = hp->n_audio_state, Ct = hp->n_text_state, M = hp->n_mels;
     int ok = 1;
+    /* the matrices and embeddings the file must hold (in double: no overflow) */
+    double a = Ca, t = Ct, need = a * (double)M * 3 + a * a * 3 + (double)hp->n_audio_ctx * a +
+                                  (double)hp->n_vocab * t + (double)hp->n_text_ctx * t +
+                                  (double)hp->n_audio_layer * 12 * a * a +
+                                  (double)hp->n_text_layer * 16 * t * t;
+    if (need > (double)max_weights) {
+        snprintf(errstr, errstr_size, "could not load \"%s\": its hyperparameters describe %.0f "
+                 "weights, more than the file can hold", m->path, need);
+        return -1;
+    }
 #define TAKE(dst, n) ok &= ((dst) = kiln_whisper_take_(m, (n))) != NULL
     TAKE(m->conv1_w, Ca * M * 3);
     TAKE(m->conv1_b, Ca);
@@ -406,9 +419,24 @@ kiln_whisper_model_t *kiln_whisper_model_load(const char *path, char *errstr,
     snprintf(m->path, sizeof(m->path), "%s", path);
     int rc;
     if (S_ISDIR(st.st_mode)) {
-        char bin[1024];
+        /* CTranslate2 (model.bin) or Hugging Face (model.safetensors) */
+        char bin[1024], sft[1024];
+        struct stat bs;
         snprintf(bin, sizeof(bin), "%s/model.bin", path);
-        rc = kiln_whisper_load_ct2_(m, path, bin, errstr, errstr_size);
+        snprintf(sft, sizeof(sft), "%s/model.safetensors", path);
+        if (stat(bin, &bs) != 0 && stat(sft, &bs) == 0)
+            rc = kiln_whisper_load_hf_(m, path, sft, errstr, errstr_size);
+        else
+            rc = kiln_whisper_load_ct2_(m, path, bin, errstr, errstr_size);
+    } else if (strlen(path) > 12 && !strcmp(path + strlen(path) - 12, ".safetensors")) {
+        char dir[1024];
+        snprintf(dir, sizeof(dir), "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof(dir), ".");
+        rc = kiln_whisper_load_hf_(m, dir, path, errstr, errstr_size);
     } else {
         /* a file: ggml by magic, else a CTranslate2 model.bin in its directory */
         uint32_t magic = 0;

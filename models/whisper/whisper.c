@@ -834,8 +834,6 @@ static int kiln_w_step_greedy_(kiln_wsess_t *S, kiln_wjob_t *j, float *lg, kiln_
     if (t != eot)
         h->tok[h->n++] = t;
     if (t == eot || j->step++ == j->max_new - 1) {
-        if (getenv("KILN_WHISPER_DEBUG_BEAM"))
-            fprintf(stderr, "greedy: %.6f %d\n", h->score, h->n);
         pk->tok = h->tok;
         pk->n = h->n;
         pk->avg_lp = (float)(h->score / (h->n + 1));
@@ -981,14 +979,6 @@ static int kiln_w_step_beam_(kiln_wsess_t *S, kiln_wjob_t *j, float *lg, kiln_wp
             finished = j->n_fin >= (max_cand > 0 ? max_cand : 1);
     }
     if (finished) {
-        if (getenv("KILN_WHISPER_DEBUG_BEAM"))
-            for (int i = 0; i < j->n_fin; i++) {
-                fprintf(stderr, "fin %d: %.6f %.6f %d:", i, j->fin[i].score / j->fin[i].n,
-                        j->fin[i].score, j->fin[i].n);
-                for (int t = 0; t < j->fin[i].n; t++)
-                    fprintf(stderr, " %d", j->fin[i].tok[t]);
-                fprintf(stderr, "\n");
-            }
         if (j->n_fin > 0) {
             *pk = kiln_w_best_(S, j->fin, j->n_fin);
         } else { /* no candidate at all (every token suppressed) */
@@ -1375,10 +1365,15 @@ static kiln_err_t kiln_w_session_alloc_(kiln_wsess_t *S) {
         S->d.tmax = hp->n_text_ctx;
     S->tok_stride = max_new + 2;
     const int J = S->n_jobs, slots = (J + 1) * S->K;
+    /* a pass holds prefill rows up to rows_cap (counting the decode rows added
+     * before them) plus the decode rows added after: at most J * K more. Only
+     * sot and last prompt rows and decode rows have logits. */
     S->rows_cap = J * S->K + 256;
     if (S->rows_cap < S->max_prompt)
         S->rows_cap = S->max_prompt;
-    const size_t R = (size_t)S->rows_cap, Tk = (size_t)(Ta > S->d.tmax ? Ta : S->d.tmax);
+    const size_t R = (size_t)S->rows_cap + (size_t)J * S->K;
+    const size_t RL = (size_t)J * S->K + 2 * (size_t)J;
+    const size_t Tk = (size_t)(Ta > S->d.tmax ? Ta : S->d.tmax);
     S->d.xk = kiln_wbuf_(&ws->b[KILN_WB_XK], sizeof(float) * J * L * C * Ta);
     S->d.xv = kiln_wbuf_(&ws->b[KILN_WB_XV], sizeof(float) * J * L * C * Ta);
     S->d.sk = kiln_wbuf_(&ws->b[KILN_WB_SK], sizeof(float) * slots * L * C * S->d.tmax);
@@ -1390,8 +1385,8 @@ static kiln_err_t kiln_w_session_alloc_(kiln_wsess_t *S) {
     S->d.q = kiln_wbuf_(&ws->b[KILN_WB_DQ], sizeof(float) * R * 3 * C);
     S->d.a = kiln_wbuf_(&ws->b[KILN_WB_DA], sizeof(float) * R * C);
     S->d.f = kiln_wbuf_(&ws->b[KILN_WB_DF], sizeof(float) * R * 4 * C);
-    S->d.lx = kiln_wbuf_(&ws->b[KILN_WB_LX], sizeof(float) * R * C);
-    S->d.logits = kiln_wbuf_(&ws->b[KILN_WB_LOGITS], sizeof(float) * R * V);
+    S->d.lx = kiln_wbuf_(&ws->b[KILN_WB_LX], sizeof(float) * RL * C);
+    S->d.logits = kiln_wbuf_(&ws->b[KILN_WB_LOGITS], sizeof(float) * RL * V);
     S->d.ascr = kiln_wbuf_(&ws->b[KILN_WB_ASCR], sizeof(float) * R * Tk);
     S->rows = kiln_wbuf_(&ws->b[KILN_WB_ROWS], sizeof(kiln_wrow_t) * R);
     void **ptrs = kiln_wbuf_(&ws->b[KILN_WB_PTRS], (2 * sizeof(void *) + sizeof(int)) * R);

@@ -83,12 +83,17 @@ const kiln_wtensor_t *kiln_wtab_find(const kiln_wtab_t *tab, const char *name);
 void kiln_wtab_free(kiln_wtab_t *tab);
 /* @returns a zeroed fp32 buffer of n values owned by the model, NULL on OOM. */
 float *kiln_whisper_take_(kiln_whisper_model_t *m, size_t n);
-/* Allocates every weight buffer of the canonical layout for m->hp. */
-int kiln_whisper_alloc_weights_(kiln_whisper_model_t *m, char *errstr, size_t errstr_size);
+/* Allocates every weight buffer of the canonical layout for m->hp, after
+ * checking that m->hp asks for at most \p max_weights values (what the file
+ * can hold): a header cannot make the loader allocate more than the file
+ * could fill. @returns 0, or -1 with a message naming the file. */
+int kiln_whisper_alloc_weights_(kiln_whisper_model_t *m, size_t max_weights, char *errstr,
+                                size_t errstr_size);
 /*
  * Copies tensor \p name into dst as fp32. Its shape, with dimensions of 1
  * dropped, must equal \p shape[0..rank-1] likewise squeezed. int8 tensors are
- * dequantised with the "<name>_scale" row scales (CTranslate2).
+ * dequantised with the "<name>_scale" row scales (CTranslate2). With dst
+ * NULL, only checks name, dtype, shape and size.
  * @returns 0, or -1 with a message naming the file and the tensor.
  */
 int kiln_wtab_copy(const kiln_wtab_t *tab, const char *name, int rank, const int64_t *shape,
@@ -111,6 +116,10 @@ int kiln_whisper_load_ct2_(kiln_whisper_model_t *m, const char *dir, const char 
                            char *errstr, size_t errstr_size);
 int kiln_whisper_load_ggml_(kiln_whisper_model_t *m, const char *path, char *errstr,
                             size_t errstr_size);
+int kiln_whisper_load_hf_(kiln_whisper_model_t *m, const char *dir, const char *file,
+                          char *errstr, size_t errstr_size);
+/* GPT-2 byte-level token text (vocabulary.txt, vocab.json) -> raw bytes, malloc'ed. */
+char *kiln_whisper_bpe_bytes_(const char *s, size_t len);
 
 /* mmap helper */
 typedef struct kiln_wmap_s {

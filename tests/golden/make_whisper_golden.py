@@ -23,6 +23,12 @@ Made with:
         ../shared/data/speech/dev > tests/golden/whisper-tiny.en-dev.tsv
     var/venv/bin/python tests/golden/make_whisper_golden.py --beam 5 \
         ../shared/data/speech/dev > tests/golden/whisper-tiny.en-dev-beam5.tsv
+    var/venv/bin/python tests/golden/make_whisper_golden.py --defaults \
+        ../shared/data/speech/dev > tests/golden/whisper-tiny.en-dev-defaults.tsv
+(--defaults: faster-whisper's transcribe() defaults: beam 5, temperature
+fallback with best_of 5, conditioning on previous text; the last column adds
+each segment's temperature. Sampling is random, so only windows decoded at
+temperature 0 are comparable.)
 """
 import os
 import sys
@@ -44,23 +50,34 @@ def load_pcm(path):
 def main():
     args = sys.argv[1:]
     beam = 1
+    defaults = False
     if args[:1] == ["--beam"]:
         beam = int(args[1])
         args = args[2:]
+    if args[:1] == ["--defaults"]:  # faster-whisper's transcribe() defaults
+        defaults = True
+        args = args[1:]
     d = args[0]
     model_dir = args[1] if len(args) > 1 else "var/models/whisper-tiny.en"
     model = WhisperModel(model_dir, device="cpu", compute_type="float32", cpu_threads=2)
     files = sorted(f for f in os.listdir(d) if f.endswith((".wav", ".flac", ".ogg")))
     for f in files:
         pcm = load_pcm(os.path.join(d, f))
-        segs, info = model.transcribe(
-            pcm, language="en", beam_size=beam, best_of=1, temperature=0.0,
-            condition_on_previous_text=False, vad_filter=False,
-            without_timestamps=False)
+        if defaults:
+            segs, info = model.transcribe(pcm, language="en", vad_filter=False)
+        else:
+            segs, info = model.transcribe(
+                pcm, language="en", beam_size=beam, best_of=1, temperature=0.0,
+                condition_on_previous_text=False, vad_filter=False,
+                without_timestamps=False)
         segs = list(segs)
         toks = [t for s in segs for t in s.tokens]
         text = "".join(s.text for s in segs).strip()
-        lps = " ".join("%.6f/%.6f" % (s.avg_logprob, s.no_speech_prob) for s in segs)
+        if defaults:
+            lps = " ".join("%.6f/%.6f/%.1f" % (s.avg_logprob, s.no_speech_prob, s.temperature)
+                           for s in segs)
+        else:
+            lps = " ".join("%.6f/%.6f" % (s.avg_logprob, s.no_speech_prob) for s in segs)
         print("%s\t%.3f\t%s\t%s\t%s" % (f, len(pcm) / 16000.0,
                                         " ".join(map(str, toks)), text, lps), flush=True)
 

@@ -1,0 +1,340 @@
+/*
+ * tests/0110-kernels_cuda.c - every op of the CUDA backend against the CPU
+ * reference ("ref" table), on random seeded input, by NMSE.
+ *
+ * Skips (exit 77) when no CUDA table is registered: a CPU-only build, or a
+ * CUDA build on a machine without a GPU. It uses only the dispatch table
+ * (kiln_kernels_get(KILN_BACKEND_CUDA) and the table's alloc / upload /
+ * download), so it compiles and links in every build.
+ *
+ * Tolerances (NMSE = sum (gpu - ref)^2 / sum ref^2):
+ *   1e-10  every op in fp32: the GPU computes the same float32 formulas
+ *          (expf/erff/log10f within 2 ulp, FFT and GEMM sums in another
+ *          order); measured values are ~1e-14;
+ *   1e-5   matmul/conv1d with "tf32" or "fp16" inputs (10-11 mantissa bits:
+ *          relative error per product ~5e-4, NMSE ~1e-7);
+ *   1e-4   with "bf16" inputs (8 bits: ~4e-3 per product, NMSE ~1e-5).
+ * Each output buffer has 64 sentinel floats before and after it that must
+ * come back untouched (overflow check). On a mismatch the first values are
+ * printed. The shapes cover several blocks and ragged edges (the kernels
+ * have one block size each; the sizes make every tile and mask path run).
+ * KILN_CUDA_TIMING=1 also prints the time per call of each op (synchronised
+ * wall time, 20 calls after a warm-up; no L2 flush: indicative only).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kiln/kernels.h"
+#include "tests/test.h"
+
+#define GUARD 64
+#define SENTINEL 12345.678f
+
+static const kiln_kernels_t *G, *R;
+static int timing;
+
+static uint64_t rs = 0x5EEDull;
+static float frand(void) {
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return (float)((double)(rs >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+static float *rnd(size_t n, float scale) {
+    float *p = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        p[i] = scale * frand();
+    return p;
+}
+
+/* Device copy of n host floats. */
+static float *up(const float *h, size_t n) {
+    float *d = G->alloc(n * sizeof(float));
+    TEST_ASSERT(d != NULL, "device alloc of %zu floats", n);
+    G->upload(d, h, n * sizeof(float));
+    return d;
+}
+
+/* Output buffer of n floats with sentinels; returns the inner pointer. */
+static float *out_buf(size_t n) {
+    float *h = malloc((n + 2 * GUARD) * sizeof(float));
+    for (size_t i = 0; i < n + 2 * GUARD; i++)
+        h[i] = SENTINEL;
+    float *d = up(h, n + 2 * GUARD);
+    free(h);
+    return d + GUARD;
+}
+
+/* Downloads n floats of an out_buf, checks its sentinels, frees it. */
+static float *down(float *d, size_t n, const char *what) {
+    float *h = malloc((n + 2 * GUARD) * sizeof(float));
+    G->sync();
+    G->download(h, d - GUARD, (n + 2 * GUARD) * sizeof(float));
+    for (int i = 0; i < GUARD; i++)
+        TEST_CHECK(h[i] == SENTINEL && h[GUARD + n + i] == SENTINEL,
+                   "%s: sentinel %d overwritten (%g / %g)", what, i, h[i], h[GUARD + n + i]);
+    G->free(d - GUARD);
+    float *r = malloc(n * sizeof(float));
+    memcpy(r, h + GUARD, n * sizeof(float));
+    free(h);
+    TEST_CHECK(kiln_kernels_take_error() == 0, "%s: a CUDA call failed", what);
+    return r;
+}
+
+static void cmp(const char *what, const float *got, const float *ref, size_t n, double tol) {
+    double e = kiln_nmse(got, ref, n);
+    TEST_CHECK(e <= tol, "%s: nmse %.3g > %.3g", what, e, tol);
+    if (e > tol) {
+        int shown = 0;
+        for (size_t i = 0; i < n && shown < 5; i++)
+            if (fabsf(got[i] - ref[i]) > 1e-4f * (1.0f + fabsf(ref[i]))) {
+                printf("#   [%zu] gpu %.7g ref %.7g\n", i, got[i], ref[i]);
+                shown++;
+            }
+    }
+    printf("# %-40s nmse %.3g (tol %.0e)\n", what, e, tol);
+}
+
+static double now_(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+#define TIME(what, call)                                                                 \
+    do {                                                                                 \
+        if (timing) {                                                                    \
+            call;                                                                        \
+            G->sync();                                                                   \
+            double t0_ = now_();                                                         \
+            for (int r_ = 0; r_ < 20; r_++)                                              \
+                call;                                                                    \
+            G->sync();                                                                   \
+            printf("# time %-36s %10.1f us\n", what, (now_() - t0_) / 20 * 1e6);         \
+        }                                                                                \
+    } while (0)
+
+static void test_matmul(const char *prec, double tol) {
+    char name[96];
+    snprintf(name, sizeof(name), "matmul %s (1500x384x1152, bias)", prec);
+    SUB_TEST(name);
+    TEST_CHECK(G->set_precision && G->set_precision(prec) == 0, "precision %s", prec);
+    int N = 1500, C = 384, OC = 1152;
+    float *x = rnd((size_t)N * C, 1), *w = rnd((size_t)OC * C, 0.1f), *b = rnd(OC, 1);
+    float *r = malloc(sizeof(float) * N * OC);
+    R->matmul(r, x, w, b, N, C, OC);
+    float *dx = up(x, (size_t)N * C), *dw = up(w, (size_t)OC * C), *db = up(b, OC);
+    float *dout = out_buf((size_t)N * OC);
+    G->matmul(dout, dx, dw, db, N, C, OC);
+    TIME(name, G->matmul(dout, dx, dw, db, N, C, OC));
+    float *o = down(dout, (size_t)N * OC, name);
+    cmp(name, o, r, (size_t)N * OC, tol);
+    /* a decoder-step shape: 5 rows, no bias */
+    R->matmul(r, x, w, NULL, 5, C, OC);
+    dout = out_buf((size_t)5 * OC);
+    G->matmul(dout, dx, dw, NULL, 5, C, OC);
+    free(o);
+    o = down(dout, (size_t)5 * OC, name);
+    cmp("matmul 5 rows, no bias", o, r, (size_t)5 * OC, tol);
+    G->free(dx);
+    G->free(dw);
+    G->free(db);
+    free(x); free(w); free(b); free(r); free(o);
+    G->set_precision("fp32");
+    SUB_TEST_PASS();
+}
+
+int main(void) {
+    G = kiln_kernels_get(KILN_BACKEND_CUDA);
+    R = kiln_kernels_get(KILN_BACKEND_REF);
+    if (!G)
+        TEST_SKIP("no CUDA backend (CPU-only build, or no GPU visible)");
+    timing = getenv("KILN_CUDA_TIMING") != NULL;
+
+    SUB_TEST("cuda table: ops present, memory helpers");
+    TEST_CHECK(!strcmp(kiln_backend_name(KILN_BACKEND_CUDA), "cuda"), "name");
+    for (int op = 0; op < KILN_OP__COUNT; op++)
+        if (op != KILN_OP_MATMUL_PACKED) /* a CPU layout, not on the GPU */
+            TEST_CHECK(kiln_kernel_supported(KILN_BACKEND_CUDA, (kiln_op_t)op), "op %d", op);
+    TEST_CHECK(G->alloc && G->free && G->upload && G->download && G->sync, "memory helpers");
+    TEST_CHECK(G->set_precision && G->set_precision("fp64") == -1, "unknown precision");
+    SUB_TEST_PASS();
+
+    test_matmul("fp32", 1e-10);
+    test_matmul("tf32", 1e-5);
+    test_matmul("fp16", 1e-5);
+    test_matmul("bf16", 1e-4);
+
+    SUB_TEST("layernorm, gelu, softmax (masked row), add");
+    {
+        int N = 300, C = 1280;
+        size_t n = (size_t)N * C;
+        float *x = rnd(n, 3), *y = rnd(n, 1), *g = rnd(C, 1), *b = rnd(C, 1);
+        for (int i = 0; i < C; i++)
+            x[7 * C + i] = -INFINITY; /* a fully masked softmax row */
+        float *r = malloc(sizeof(float) * n);
+        float *dx = up(x, n), *dy = up(y, n), *dg = up(g, C), *db = up(b, C), *o;
+        for (int i = 0; i < C; i++)
+            x[7 * C + i] = 1.0f; /* layernorm, gelu and add see finite values */
+        G->upload(dx, x, n * sizeof(float));
+        float *d = out_buf(n);
+        R->layernorm(r, x, g, b, N, C, 1e-5f);
+        G->layernorm(d, dx, dg, db, N, C, 1e-5f);
+        TIME("layernorm 300x1280", G->layernorm(d, dx, dg, db, N, C, 1e-5f));
+        o = down(d, n, "layernorm");
+        cmp("layernorm 300x1280", o, r, n, 1e-10);
+        free(o);
+        d = out_buf(n);
+        R->gelu(r, x, n);
+        G->gelu(d, dx, n);
+        TIME("gelu 384000", G->gelu(d, dx, n));
+        o = down(d, n, "gelu");
+        cmp("gelu 384000", o, r, n, 1e-10);
+        free(o);
+        d = out_buf(n);
+        R->add(r, x, y, n);
+        G->add(d, dx, dy, n);
+        o = down(d, n, "add");
+        cmp("add 384000", o, r, n, 1e-10);
+        free(o);
+        for (int i = 0; i < C; i++)
+            x[7 * C + i] = -INFINITY;
+        G->upload(dx, x, n * sizeof(float));
+        d = out_buf(n);
+        R->softmax(r, x, N, C);
+        G->softmax(d, dx, N, C);
+        TIME("softmax 300x1280", G->softmax(d, dx, N, C));
+        o = down(d, n, "softmax");
+        cmp("softmax 300x1280", o, r, n, 1e-10);
+        TEST_CHECK(o[7 * C] == 0.0f && o[8 * C - 1] == 0.0f, "masked row %g", o[7 * C]);
+        free(o);
+        G->free(dx); G->free(dy); G->free(dg); G->free(db);
+        free(x); free(y); free(g); free(b); free(r);
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST("attention: flash and cuBLAS paths, full and causal, strided QKV");
+    {
+        const int shapes[3][4] = {{1500, 1500, 20, 64}, {37, 37, 6, 64}, {5, 70, 4, 128}};
+        for (int si = 0; si < 3; si++)
+            for (int causal = 0; causal <= 1; causal++)
+                for (int path = 0; path <= 1; path++) {
+                    int Tq = shapes[si][0], Tk = shapes[si][1], H = shapes[si][2];
+                    int D = shapes[si][3], C = H * D, ld = 3 * C;
+                    if (si == 0 && path == 0 && causal)
+                        continue; /* the big one: flash once is enough */
+                    int T = Tq > Tk ? Tq : Tk;
+                    float *qkv = rnd((size_t)T * ld, 1), *r = malloc(sizeof(float) * Tq * C);
+                    float *scr = malloc(sizeof(float) * Tq * Tk);
+                    R->attention(r, C, qkv, ld, qkv + C, ld, qkv + 2 * C, ld, Tq, Tk, H, D,
+                                 causal, scr);
+                    float *dq = up(qkv, (size_t)T * ld), *d = out_buf((size_t)Tq * C);
+                    float *dscr = path ? G->alloc(sizeof(float) * Tq * Tk) : NULL;
+                    G->attention(d, C, dq, ld, dq + C, ld, dq + 2 * C, ld, Tq, Tk, H, D, causal,
+                                 dscr);
+                    char name[96];
+                    snprintf(name, sizeof(name), "attention %s %dx%d H%d D%d%s",
+                             path ? "cublas" : "flash", Tq, Tk, H, D, causal ? " causal" : "");
+                    TIME(name, G->attention(d, C, dq, ld, dq + C, ld, dq + 2 * C, ld, Tq, Tk, H,
+                                            D, causal, dscr));
+                    float *o = down(d, (size_t)Tq * C, name);
+                    cmp(name, o, r, (size_t)Tq * C, 1e-10);
+                    G->free(dq);
+                    G->free(dscr);
+                    free(qkv); free(r); free(scr); free(o);
+                }
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST("attention_kv: decoder rows, own and shared keys");
+    {
+        const int S = 7, H = 6, D = 64, C = H * D, ldkt = 1500;
+        const int Tk[7] = {1500, 1500, 1500, 3, 17, 1, 1499};
+        float *q = rnd((size_t)S * C, 1), *kt[7], *v[7];
+        float *dkt[7], *dv[7];
+        for (int s = 0; s < S; s++) {
+            int share = s == 1 || s == 2; /* rows 0-2 share a window's keys */
+            kt[s] = share ? kt[0] : rnd((size_t)C * ldkt, 1);
+            v[s] = share ? v[0] : rnd((size_t)ldkt * C, 1);
+            dkt[s] = share ? dkt[0] : up(kt[s], (size_t)C * ldkt);
+            dv[s] = share ? dv[0] : up(v[s], (size_t)ldkt * C);
+        }
+        float *r = malloc(sizeof(float) * S * C), *scr = malloc(sizeof(float) * S * ldkt);
+        R->attention_kv(r, C, q, C, (const float *const *)kt, ldkt, (const float *const *)v, C,
+                        Tk, S, H, D, scr);
+        float **pk = G->alloc(sizeof(float *) * S), **pv = G->alloc(sizeof(float *) * S);
+        int *ptk = G->alloc(sizeof(int) * S);
+        G->upload(pk, dkt, sizeof(float *) * S);
+        G->upload(pv, dv, sizeof(float *) * S);
+        G->upload(ptk, Tk, sizeof(int) * S);
+        float *dq = up(q, (size_t)S * C), *d = out_buf((size_t)S * C);
+        G->attention_kv(d, C, dq, C, (const float *const *)pk, ldkt, (const float *const *)pv, C,
+                        ptk, S, H, D, NULL);
+        TIME("attention_kv 7 rows x 1500 keys", G->attention_kv(d, C, dq, C,
+             (const float *const *)pk, ldkt, (const float *const *)pv, C, ptk, S, H, D, NULL));
+        float *o = down(d, (size_t)S * C, "attention_kv");
+        cmp("attention_kv 7 rows", o, r, (size_t)S * C, 1e-10);
+        for (int s = 0; s < S; s++)
+            if (s != 1 && s != 2) {
+                G->free(dkt[s]);
+                G->free(dv[s]);
+                free(kt[s]);
+                free(v[s]);
+            }
+        G->free(pk); G->free(pv); G->free(ptk); G->free(dq);
+        free(q); free(r); free(scr); free(o);
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST("conv1d (Whisper's stem: k3 s1, k3 s2)");
+    {
+        for (int stride = 1; stride <= 2; stride++) {
+            int Tin = stride == 1 ? 3000 : 3000, C = stride == 1 ? 80 : 384, OC = 384, K = 3;
+            int Tout = (Tin + 2 - K) / stride + 1;
+            float *x = rnd((size_t)Tin * C, 1), *w = rnd((size_t)OC * C * K, 0.1f),
+                  *b = rnd(OC, 1), *r = malloc(sizeof(float) * Tout * OC),
+                  *scr = malloc(sizeof(float) * Tout * C * K);
+            R->conv1d(r, x, w, b, Tin, C, OC, K, stride, 1, scr);
+            float *dx = up(x, (size_t)Tin * C), *dw = up(w, (size_t)OC * C * K), *db = up(b, OC);
+            float *dscr = G->alloc(sizeof(float) * Tout * C * K), *d = out_buf((size_t)Tout * OC);
+            G->conv1d(d, dx, dw, db, Tin, C, OC, K, stride, 1, dscr);
+            float *o = down(d, (size_t)Tout * OC, "conv1d");
+            cmp(stride == 1 ? "conv1d 3000x80 -> 384 k3 s1" : "conv1d 3000x384 -> 384 k3 s2", o,
+                r, (size_t)Tout * OC, 1e-10);
+            G->free(dx); G->free(dw); G->free(db); G->free(dscr);
+            free(x); free(w); free(b); free(r); free(scr); free(o);
+        }
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST("power spectrum (cuFFT) and log-mel");
+    {
+        int T = 3001, NF = 400, F = 201, M = 128;
+        float *fr = rnd((size_t)T * NF, 1), *pw = malloc(sizeof(float) * T * F);
+        R->power_spectrum(pw, fr, T, NF);
+        float *dfr = up(fr, (size_t)T * NF), *d = out_buf((size_t)T * F);
+        G->power_spectrum(d, dfr, T, NF);
+        TIME("power_spectrum 3001 x 400", G->power_spectrum(d, dfr, T, NF));
+        float *o = down(d, (size_t)T * F, "power_spectrum");
+        cmp("power_spectrum 3001 frames", o, pw, (size_t)T * F, 1e-10);
+        float *fb = rnd((size_t)M * F, 1), *r = malloc(sizeof(float) * M * T);
+        for (int i = 0; i < M * F; i++)
+            fb[i] = fb[i] > 0.6f ? fb[i] : 0.0f;
+        memset(fb, 0, sizeof(float) * F); /* mel 0 empty: the 1e-10 floor */
+        R->logmel(r, pw, fb, T, F, M);
+        float *dpw = up(pw, (size_t)T * F), *dfb = up(fb, (size_t)M * F);
+        d = out_buf((size_t)M * T);
+        G->logmel(d, dpw, dfb, T, F, M);
+        free(o);
+        o = down(d, (size_t)M * T, "logmel");
+        cmp("logmel 128 x 3001", o, r, (size_t)M * T, 1e-10);
+        TEST_CHECK(fabsf(o[0] + 10.0f) < 1e-5f, "floor %g", o[0]);
+        G->free(dfr); G->free(dpw); G->free(dfb);
+        free(fr); free(pw); free(fb); free(r); free(o);
+    }
+    SUB_TEST_PASS();
+    return TEST_DONE();
+}
