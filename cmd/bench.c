@@ -8,6 +8,8 @@
 
 int kiln_cmd_bench_pipeline(int argc, char **argv);
 int kiln_cmd_bench_scheduler(int argc, char **argv);
+int kiln_cmd_bench_asr(int argc, char **argv);
+int kiln_cmd_bench_wer(int argc, char **argv);
 
 typedef struct {
     const char *name;
@@ -20,6 +22,9 @@ static const kiln_bench_t kiln_benches[] = {
      "null engine over N jobs on the embedded stack vs a raw librdkafka + COPY loop"},
     {"scheduler", kiln_cmd_bench_scheduler,
      "simulated fleet: kiln's scheduler vs static round-robin, KEDA-style rule, lower bound"},
+    {"asr", kiln_cmd_bench_asr,
+     "Whisper on CPU: kiln vs faster-whisper (same model, audio, threads), WER, batch scaling"},
+    {"wer", kiln_cmd_bench_wer, "WER of kiln (and faster-whisper) on DIR/transcripts.tsv"},
 };
 #define KILN_N_BENCHES (sizeof(kiln_benches) / sizeof(kiln_benches[0]))
 
