@@ -6,12 +6,17 @@
 #   make test SAN=1 the same under ASan + UBSan (build-san/)
 #   make test-long  slow suites (soak, kill -9 storms)
 #   make cuda       compile every kernels/cuda/*.cu with nvcc (skips when absent)
-#   make test-gpu   CUDA parity tests (needs a GPU)
+#   make CUDA=1     the same, linked with the CUDA kernels (build-cuda/)
+#   make test-gpu   CUDA=1 build + GPU tests 0110, 0160 (needs a GPU)
 #   make docs       regenerate CONFIGURATION.md from the property table
 #   make fuzz       libFuzzer targets (clang): each 1M executions or 5 minutes
 
 SHELL := /bin/bash
 SAN ?= 0
+CUDA ?= 0
+ifeq ($(CUDA),1)
+BUILD ?= build-cuda
+endif
 ifeq ($(SAN),1)
 BUILD ?= build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -95,22 +100,45 @@ $(BUILD)/kiln.pc: Makefile
 	@mkdir -p $(BUILD)
 	@printf 'prefix=%s\nlibdir=$${prefix}/%s\nincludedir=$${prefix}/include\n\nName: kiln\nDescription: kiln batch inference pipeline - producer library\nVersion: 0.1.0\nRequires.private: rdkafka libpq jansson libcurl\nLibs: -L$${libdir} -lkiln\nCflags: -I$${includedir}\n' "$(CURDIR)" "$(BUILD)" > $@
 
-# ---- CUDA: compile-only here (no GPU); test-gpu runs the parity tests on a GPU
+# ---- CUDA: `make cuda` compiles the kernels only (CI, no GPU). CUDA=1 links
+# them into kiln, libkiln.so and every test (BUILD defaults to build-cuda):
+# the objects go in as objects (the linker keeps register.cu's constructor,
+# which registers the CUDA table when a GPU is visible), with a second copy
+# of libkiln.a after them that resolves what they call (through LIBS, which
+# every libkiln link uses; the librdkafka-only test tools stay as they are).
+# Without a GPU such a binary runs on the CPU, and asking for the cuda
+# backend fails with the reason (kiln_kernels_why()).
 NVCC_FLAGS := -O3 -std=c++17 -Iinclude -I. -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_80,code=sm_80 -Xcompiler -Wall,-Wextra,-Werror,-fPIC
+ifeq ($(CUDA),1)
+CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC) || echo /usr/local/cuda/bin/nvcc)))
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcufft \
+             -lstdc++
+LIBS := $(CU_OBJS) $(BUILD)/libkiln.a $(CUDA_LIBS) $(LIBS)
+$(BUILD)/kiln $(TEST_BINS) $(EX_BINS) $(BUILD)/bench/asr_gpu_model: $(CU_OBJS)
+$(BUILD)/libkiln.so: | $(CU_OBJS)
+endif
+# the model benchmark of bench/gpu.sh on libkiln: make [CUDA=1] $(BUILD)/bench/asr_gpu_model
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libkiln.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LIBS)
 cuda:
 	@if command -v $(NVCC) >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory cuda-objs; \
 	else echo "✗ nvcc not found, skipping GPU/CUDA builds"; fi
 cuda-objs: $(CU_OBJS)
 	@echo "✓ compiled $(words $(CU_OBJS)) CUDA file(s)"
-$(BUILD)/cuda/%.o: %.cu
+$(BUILD)/cuda/%.o: %.cu kernels/cuda/common.cuh include/kiln/kernels.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
-test-gpu: all cuda
+# GPU tests: the CUDA=1 build, then 0110 (every op vs the CPU) and 0160
+# (the Whisper model, CUDA vs CPU); TESTS=... picks others
+test-gpu:
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
-	  KILN_BUILD=$(abspath $(BUILD)) KILN_GPU=1 TESTS=$${TESTS:-01} bash tests/run.sh; \
+	  $(MAKE) --no-print-directory CUDA=1 BUILD=$(if $(filter 1,$(CUDA)),$(BUILD),build-cuda) all && \
+	  KILN_BUILD=$(abspath $(if $(filter 1,$(CUDA)),$(BUILD),build-cuda)) KILN_GPU=1 \
+	    TESTS=$${TESTS:-0110,0160} bash tests/run.sh; \
 	else echo "✗ no GPU: test-gpu needs one"; exit 1; fi
 
 # ---- setup
@@ -168,6 +196,6 @@ fuzz:
 	bash tests/fuzz/run.sh
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-cuda
 
 -include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*/*/*.d)

@@ -3,8 +3,10 @@
  * topics and send dead jobs back to their job topic.
  *
  * A worker dead-letters a job by producing the original message, with the
- * producer's headers plus kiln-error, kiln-error-detail, kiln-attempts and
- * kiln-job-id, to <prefix>.<modality>.dlq, and by committing a 'dead' row.
+ * producer's headers plus kiln-error, kiln-error-detail, kiln-attempts,
+ * kiln-job-id and kiln-outbox-id, to <prefix>.<modality>.dlq, through the
+ * dlq_outbox table committed with the 'dead' row (workers/dlq_outbox.c:
+ * each dead job reaches the DLQ once).
  * Both actions read each DLQ partition from its beginning up to the end
  * watermark taken when the command starts (messages dead-lettered meanwhile
  * wait for the next run).
@@ -174,7 +176,7 @@ static int kiln_dlq_list_one(kiln_dlq_t *d, const char *id, const char *error, c
 /* Copies the producer's headers of \p m, leaving out the ones the worker added. */
 static rd_kafka_headers_t *kiln_dlq_orig_headers(const rd_kafka_message_t *m) {
     static const char *const added[] = {"kiln-error", "kiln-error-detail", "kiln-attempts",
-                                        "kiln-job-id"};
+                                        "kiln-job-id", "kiln-outbox-id"};
     rd_kafka_headers_t *in = NULL, *out = rd_kafka_headers_new(8);
     if (rd_kafka_message_headers(m, &in) || !in)
         return out;

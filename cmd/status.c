@@ -102,7 +102,7 @@ static int kiln_status_once(const kiln_conf_t *conf) {
                      " round(coalesce(sum(work_units), 0)::numeric / 3600, 4) AS work_hours"
                      " FROM jobs GROUP BY 1, 2 ORDER BY 1, 2");
     /* per modality: open backlog in work units, rate over the last minute, ETA */
-    kiln_print_query(pg, "queues (work units = audio seconds for transcribe):",
+    kiln_print_query(pg, "queues (work units = audio seconds for transcribe, characters for speak):",
                      "WITH open AS (SELECT modality, count(*) AS jobs, coalesce(sum(work_units), 0) AS units,"
                      "   max(EXTRACT(EPOCH FROM now() - enqueued_at)) AS oldest_s"
                      "   FROM jobs WHERE status IN ('queued', 'running') GROUP BY 1),"
@@ -120,7 +120,8 @@ static int kiln_status_once(const kiln_conf_t *conf) {
                      " FROM unnest(ARRAY['transcribe', 'speak', 'image']) m"
                      " LEFT JOIN open o ON o.modality = m LEFT JOIN rate r ON r.modality = m");
     kiln_print_query(pg, "workers:",
-                     "SELECT w.id, w.status, w.engine AS model, w.slots,"
+                     "SELECT w.id, w.status, w.engine AS model, array_to_string(w.modalities, ',')"
+                     " AS modality, w.slots,"
                      " (SELECT count(*) FROM assignments a WHERE a.worker = w.id) AS partitions,"
                      " w.stats->>'jobs_done' AS done, w.stats->>'jobs_dead' AS dead,"
                      " CASE WHEN (w.stats->>'batches')::float8 > 0 THEN round(((w.stats->>'jobs_done')::numeric"
@@ -128,7 +129,7 @@ static int kiln_status_once(const kiln_conf_t *conf) {
                      "   ELSE '-' END AS avg_batch,"
                      " round(100 * coalesce((w.stats->>'busy_s')::numeric, 0) /"
                      "   greatest(EXTRACT(EPOCH FROM w.heartbeat - w.started_at)::numeric, 1), 1) AS busy_pct,"
-                     " round(coalesce((w.stats->'throughput'->>'transcribe')::numeric, 0), 1) AS units_s,"
+                     " round(coalesce((w.stats->'throughput'->>(w.modalities[1]))::numeric, 0), 1) AS units_s,"
                      " round(EXTRACT(EPOCH FROM now() - w.heartbeat)::numeric, 1) AS heartbeat_age_s"
                      " FROM workers w ORDER BY w.id");
     PQfinish(pg);

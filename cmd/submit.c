@@ -1,6 +1,11 @@
 /*
  * cmd/submit.c - `kiln submit` (through libkiln's producer) and `kiln requeue`.
+ *
+ * Speak jobs: `kiln submit --modality speak [--voice V] [--format F]
+ * [--sample-rate HZ] --text "..." | --text-file F`; their work units are
+ * the text's characters (code points).
  */
+#include <errno.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -26,9 +31,14 @@ static void kiln_submit_help(void) {
            "  -p, --priority N      -1000..1000 (default 0)\n"
            "  -P, --param K=V       job parameter, e.g. language=en (repeatable)\n"
            "      --id ID           job id (one input only; default: a random UUID)\n"
-           "      --text TEXT       submit TEXT as the input (speak jobs)\n"
+           "      --text TEXT       submit TEXT as the input (speak jobs; implies -m speak)\n"
+           "      --text-file F     submit the UTF-8 text of file F (\"-\": standard input)\n"
+           "      --voice V         speak: voice name (default speak.default_voice)\n"
+           "      --format F        speak: wav (default), flac, ogg, opus, mp3\n"
+           "      --sample-rate HZ  speak: resample the audio to HZ (8000..48000)\n"
            "      --no-backpressure do not wait for room in a full embedded partition\n"
            "  -w, --wait            show progress until every job is terminal, then the results\n"
+           "                        (speak: the audio and timings URIs of each job)\n"
            "\nExit codes: 0 all submitted (and with --wait, all done), 1 a submission failed,\n"
            "2 usage, 3 some jobs ended dead, 4 --wait timed out (producer.wait_timeout_ms).\n\n");
     kiln_cli_common_help(stdout);
@@ -45,6 +55,33 @@ static void kiln_fmt_dur(double s, char *out, size_t sz) {
         snprintf(out, sz, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
     else
         snprintf(out, sz, "%d:%02d", t / 60, t % 60);
+}
+
+/* The whole of file \p path ("-": standard input) as a string; NULL with a
+ * message on stderr when it cannot be read or holds a NUL byte. */
+static char *kiln_submit_read_text(const char *path) {
+    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!fp) {
+        fprintf(stderr, "kiln submit: could not open \"%s\": %s\n", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t n = getdelim(&buf, &cap, '\0', fp); /* the whole file, unless it holds a NUL */
+    int bad = ferror(fp), nul = n > 0 && buf[n - 1] == '\0';
+    if (fp != stdin)
+        fclose(fp);
+    if (bad || nul) {
+        fprintf(stderr, "kiln submit: could not read \"%s\": %s\n", path,
+                bad ? "read error" : "it holds NUL bytes (not text)");
+        free(buf);
+        return NULL;
+    }
+    if (n <= 0) { /* empty file: an empty text (the worker says why it is dead) */
+        free(buf);
+        buf = strdup("");
+    }
+    return buf;
 }
 
 static double kiln_mono(void) {
@@ -102,7 +139,7 @@ static int kiln_submit_wait(const kiln_conf_t *conf, char **ids, int n) {
         /* on a terminal: redraw in place; in a log: a line when something
          * finished, or every 10 s */
         if (tty || done != last_done || el - last_print >= 10) {
-            fprintf(stderr, "%s[%s] %d/%d jobs  %.4f/%.4f h audio  elapsed %s  ETA %s%s",
+            fprintf(stderr, "%s[%s] %d/%d jobs  %.4f/%.4f h work  elapsed %s  ETA %s%s",
                     tty ? "\r" : "", bar, done, n, wd / 3600, wt / 3600, el_s,
                     done == n ? "0:00" : eta_s, tty ? "   " : "\n");
             last_done = done;
@@ -123,24 +160,33 @@ static int kiln_submit_wait(const kiln_conf_t *conf, char **ids, int n) {
         fprintf(stderr, "\n");
     PGresult *r = kiln_pg_execp(
         pg,
-        "SELECT j.id, j.status, coalesce(to_char(t.duration_s, 'FM9999990.00'), '-'),"
-        " CASE WHEN j.status = 'done' THEN CASE WHEN t.model_ran THEN left(t.text, 100)"
+        "SELECT j.id, j.status,"
+        " coalesce(to_char(coalesce(t.duration_s, s.audio_seconds), 'FM9999990.00'), '-'),"
+        " CASE WHEN j.status = 'done' AND s.job_id IS NOT NULL THEN 'voice ' || s.voice || ', '"
+        "   || s.characters || ' characters, ' || s.format || ' ' || s.sample_rate || ' Hz'"
+        "  WHEN j.status = 'done' THEN CASE WHEN t.model_ran THEN left(t.text, 100)"
         "   ELSE '(no model ran: ' || t.engine || ' engine) rms ' ||"
         "        coalesce(t.info->>'rms_dbfs', '?') || ' dBFS' END"
         "  ELSE coalesce(j.error, '') || ': ' || coalesce(j.error_detail, '') END,"
-        " coalesce(a.uri, '')"
+        " coalesce(a.uri, s.uri, ''), coalesce(s.uri, ''), coalesce(s.timings_uri, '')"
         " FROM jobs j LEFT JOIN transcripts t ON t.job_id = j.id"
+        " LEFT JOIN speech s ON s.job_id = j.id"
         " LEFT JOIN artifacts a ON a.job_id = j.id AND a.kind = 'transcript.json'"
         " WHERE j.id IN (SELECT json_array_elements_text($1::json)) ORDER BY j.enqueued_at, j.id",
         1, p, errstr, sizeof(errstr));
     if (r) {
         printf("%-36s  %-6s  %9s  %s\n", "job", "status", "audio s", "result");
-        for (int i = 0; i < PQntuples(r); i++)
+        for (int i = 0; i < PQntuples(r); i++) {
             printf("%-36s  %-6s  %9s  %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
                    PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+            if (PQgetvalue(r, i, 5)[0]) /* speak: where the results are */
+                printf("%-36s  audio   %s\n%-36s  timings %s\n", "", PQgetvalue(r, i, 5), "",
+                       PQgetvalue(r, i, 6));
+        }
         if (PQntuples(r))
-            printf("\nresults: Postgres tables jobs, transcripts, segments, artifacts (views "
-                   "v_transcripts, v_throughput);\n         objects under %s\n",
+            printf("\nresults: Postgres tables jobs, transcripts, segments, speech, artifacts "
+                   "(views v_transcripts, v_throughput, speech_results);\n"
+                   "         objects under %s\n",
                    PQgetvalue(r, 0, 4)[0] ? PQgetvalue(r, 0, 4) : "results/<tenant>/<job id>/");
         PQclear(r);
     }
@@ -155,12 +201,15 @@ int kiln_cmd_submit(int argc, char **argv) {
         {"priority", required_argument, 0, 'p'}, {"param", required_argument, 0, 'P'},
         {"id", required_argument, 0, 'I'},       {"text", required_argument, 0, 'T'},
         {"wait", no_argument, 0, 'w'},           {"no-backpressure", no_argument, 0, 'B'},
+        {"text-file", required_argument, 0, 'F'}, {"voice", required_argument, 0, 'V'},
+        {"format", required_argument, 0, 'f'},   {"sample-rate", required_argument, 0, 'r'},
         KILN_CLI_LONGOPTS};
     kiln_cli_t cli = {0};
     kiln_submit_params_t sp = kiln_submit_default_params();
     json_t *params = json_object();
-    const char *text = NULL;
-    int c, wait = 0;
+    const char *text = NULL, *text_file = NULL;
+    char *file_text = NULL;
+    int c, wait = 0, modality_set = 0, speak_opt = 0;
     while ((c = getopt_long(argc, argv, "c:S:ht:m:p:P:w", opts, NULL)) != -1) {
         if (kiln_cli_common_opt(&cli, c, optarg))
             continue;
@@ -170,10 +219,17 @@ int kiln_cmd_submit(int argc, char **argv) {
             json_decref(params);
             return KILN_EXIT_OK;
         case 't': sp.tenant = optarg; break;
-        case 'm': sp.modality = optarg; break;
+        case 'm': sp.modality = optarg; modality_set = 1; break;
         case 'p': sp.priority = atoi(optarg); break;
         case 'I': sp.id = optarg; break;
-        case 'T': text = optarg; break;
+        case 'T': text = optarg; speak_opt = 1; break;
+        case 'F': text_file = optarg; speak_opt = 1; break;
+        case 'V': json_object_set_new(params, "voice", json_string(optarg)); speak_opt = 1; break;
+        case 'f': json_object_set_new(params, "format", json_string(optarg)); speak_opt = 1; break;
+        case 'r':
+            json_object_set_new(params, "sample_rate", json_integer(atoi(optarg)));
+            speak_opt = 1;
+            break;
         case 'w': wait = 1; break;
         case 'B': sp.backpressure = 0; break;
         case 'P': {
@@ -193,6 +249,21 @@ int kiln_cmd_submit(int argc, char **argv) {
             return KILN_EXIT_USAGE;
         }
     }
+    if (text && text_file) {
+        fprintf(stderr, "kiln submit: give --text or --text-file, not both\n");
+        json_decref(params);
+        return KILN_EXIT_USAGE;
+    }
+    if (text_file) {
+        file_text = kiln_submit_read_text(text_file);
+        if (!file_text) {
+            json_decref(params);
+            return KILN_EXIT_USAGE;
+        }
+        text = file_text;
+    }
+    if (speak_opt && !modality_set)
+        sp.modality = "speak";
     int n_in = argc - optind + (text ? 1 : 0);
     if (n_in < 1) {
         fprintf(stderr, "kiln submit: nothing to submit (give FILE, URI or --text; see --help)\n");
@@ -224,9 +295,13 @@ int kiln_cmd_submit(int argc, char **argv) {
     for (int i = 0; i < n_in; i++) {
         char id[KILN_JOB_ID_MAX + 1];
         kiln_err_t err;
-        const char *what = text && i == n_in - 1 ? "--text" : argv[optind + i];
-        if (text && i == n_in - 1)
-            err = kiln_producer_submit_text(kp, text, &sp, id, errstr, sizeof(errstr));
+        const char *what = text && i == n_in - 1 ? (text_file ? text_file : "--text") : argv[optind + i];
+        if (text && i == n_in - 1) {
+            kiln_submit_params_t tsp = sp; /* work units of speak: characters */
+            if (tsp.work_units < 0 && !strcmp(tsp.modality, "speak"))
+                tsp.work_units = (double)kiln_utf8_chars(text);
+            err = kiln_producer_submit_text(kp, text, &tsp, id, errstr, sizeof(errstr));
+        }
         else if (strstr(what, "://"))
             err = kiln_producer_submit_uri(kp, what, &sp, id, errstr, sizeof(errstr));
         else
@@ -262,6 +337,7 @@ int kiln_cmd_submit(int argc, char **argv) {
         free(ids[i]);
     free(ids);
     free(params_json);
+    free(file_text);
     kiln_cli_free(&cli);
     return rc;
 }

@@ -7,7 +7,7 @@
  *   kiln transcribe [--model PATH] [--format txt|json|srt|vtt] [--beam N]
  *                   [--threads N] [--language CODE] [--batch N] [--greedy]
  *                   [--best-of N] [--temperature T[,T...]] [--no-condition]
- *                   FILE...
+ *                   [--backend cpu|cuda|auto] [--precision P] FILE...
  *
  * Decoding defaults are faster-whisper's (beam 5, temperature fallback,
  * conditioning on previous text); --greedy selects the golden files'
@@ -56,6 +56,9 @@ static void kiln_transcribe_usage_(FILE *fp) {
             "  --threads N       CPU threads (default: all cores)\n"
             "  --language CODE   language of multilingual models (default: detect)\n"
             "  --batch N         30 s windows decoded together (default 8)\n"
+            "  --backend B       cpu (default), cuda (a `make CUDA=1` build on a GPU) or\n"
+            "                    auto (cuda when a GPU is visible)\n"
+            "  --precision P     cuda matrix inputs: fp32, tf32, fp16 (default) or bf16\n"
             "  --help            this text\n");
 }
 
@@ -153,8 +156,10 @@ int kiln_cmd_transcribe(int argc, char **argv) {
         {"language", required_argument, 0, 'l'}, {"batch", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},          {"greedy", no_argument, 0, 'g'},
         {"best-of", required_argument, 0, 'o'}, {"temperature", required_argument, 0, 'T'},
-        {"no-condition", no_argument, 0, 'C'},  {0, 0, 0, 0}};
-    const char *model = NULL, *fmt = "txt", *lang = NULL, *temps = NULL;
+        {"no-condition", no_argument, 0, 'C'},  {"backend", required_argument, 0, 'K'},
+        {"precision", required_argument, 0, 'P'}, {0, 0, 0, 0}};
+    const char *model = NULL, *fmt = "txt", *lang = NULL, *temps = NULL, *backend = NULL;
+    const char *precision = NULL;
     int beam = 0, threads = 0, batch = 8, greedy = 0, best_of = 0, nocond = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:f:b:t:l:B:h", opts, NULL)) != -1) {
@@ -169,6 +174,8 @@ int kiln_cmd_transcribe(int argc, char **argv) {
         case 't': threads = atoi(optarg); break;
         case 'l': lang = optarg; break;
         case 'B': batch = atoi(optarg); break;
+        case 'K': backend = optarg; break;
+        case 'P': precision = optarg; break;
         case 'h': kiln_transcribe_usage_(stdout); return 0;
         default: kiln_transcribe_usage_(stderr); return 2;
         }
@@ -211,6 +218,8 @@ int kiln_cmd_transcribe(int argc, char **argv) {
     kiln_conf_t *conf = kiln_conf_new();
     snprintf(num, sizeof(num), "%d", batch);
     if ((model && kiln_conf_set(conf, "worker.model", model, err, sizeof(err))) ||
+        (backend && kiln_conf_set(conf, "whisper.backend", backend, err, sizeof(err))) ||
+        (precision && kiln_conf_set(conf, "whisper.precision", precision, err, sizeof(err))) ||
         kiln_conf_set(conf, "worker.max_batch", num, err, sizeof(err))) {
         fprintf(stderr, "kiln transcribe: %s\n", err);
         kiln_conf_destroy(conf);

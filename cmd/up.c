@@ -4,7 +4,7 @@
  *   <stack.dir>/pg/data        Postgres 15 cluster (run as the postgres user when root)
  *   <stack.dir>/broker.addr    the mock broker's bootstrap address
  *   <stack.dir>/objects/       file:// object store
- *   <stack.dir>/run/NAME.pid     broker, scheduler, worker-wN
+ *   <stack.dir>/run/NAME.pid     broker, scheduler, worker-wN, worker-sN (speak)
  *   <stack.dir>/log/NAME.log     one log per process
  *   <stack.dir>/stack.conf     pg.* and paths, read by every kiln command
  *
@@ -429,13 +429,54 @@ static int kiln_up_broker(kiln_cli_t *cli, const char *stackdir, char *errstr, s
     return 0;
 }
 
+/* Speak workers to start by default (stack.speak_workers; -1: one when the
+ * default voice is installed and \p workers_given is 0: `--workers N` pins
+ * the fleet, as tests and benchmarks want). The voice directory is made
+ * absolute in \p voices_abs (workers may run from another directory). */
+static int kiln_up_speak_default(const kiln_conf_t *conf, int workers_given, char *voices_abs,
+                                 size_t sz) {
+    const char *vd = kiln_conf_get(conf, "speak.voices_dir");
+    char cfg[PATH_MAX + 80];
+    if (!realpath(vd, voices_abs))
+        snprintf(voices_abs, sz, "%s", vd);
+    snprintf(cfg, sizeof(cfg), "%s/%s/config.json", voices_abs,
+             kiln_conf_get(conf, "speak.default_voice"));
+    int n = (int)kiln_conf_get_int(conf, "stack.speak_workers");
+    return n >= 0 ? n : !workers_given && access(cfg, R_OK) == 0;
+}
+
+/* Starts worker <kind><n> (run/worker-<kind><n>.pid, worker.id=<kind><n>)
+ * unless it runs, with the extra --set \p sets. */
+static void kiln_up_worker(kiln_cli_t *cli, const char *stackdir, char kind, int n,
+                           const char *const *sets, int n_sets) {
+    char name[32], idbuf[64], buf[PATH_MAX + 16], *args[96];
+    snprintf(name, sizeof(name), "worker-%c%d", kind, n);
+    if (kiln_stack_pid(cli->conf, name))
+        return;
+    args[0] = "worker";
+    int k = 1 + kiln_child_args(cli, stackdir, args + 1, buf, sizeof(buf));
+    snprintf(idbuf, sizeof(idbuf), "worker.id=%c%d", kind, n);
+    args[k++] = "--set";
+    args[k++] = idbuf;
+    for (int i = 0; i < n_sets; i++) {
+        args[k++] = "--set";
+        args[k++] = (char *)sets[i];
+    }
+    KILN_LOG_INFO("worker %c%d started (pid %d)", kind, n, (int)kiln_spawn(cli->conf, name, args, k));
+}
+
 static void kiln_up_help(void) {
-    printf("usage: kiln up [--workers N] [--wait-ready SECONDS] [OPTIONS]\n\n"
+    printf("usage: kiln up [--workers N] [--speak-workers N] [--wait-ready SECONDS] [OPTIONS]\n\n"
            "Starts the embedded stack under stack.dir (default ./var): Postgres on a free\n"
            "loopback port, the broker (mock cluster), the file:// object store, the\n"
-           "scheduler and N workers. Starts only what is not already running. Stop it with\n"
+           "scheduler, N workers (worker.engine: transcribe) and speak workers (engine\n"
+           "piper, ids s1, s2, ...). Starts only what is not already running. Stop it with\n"
            "`kiln down`.\n\n"
            "  -w, --workers N        workers to run (default stack.workers = 2)\n"
+           "      --speak-workers N  speak workers to run (default stack.speak_workers; when\n"
+           "                         that is -1: one if speak.default_voice is installed in\n"
+           "                         speak.voices_dir (`make voices`) and --workers is not\n"
+           "                         given, else none)\n"
            "      --wait-ready S     wait up to S seconds for workers to hold partitions (default 30)\n");
     kiln_cli_common_help(stdout);
     kiln_conf_help(stdout, KILN_SCOPE_STACK);
@@ -443,9 +484,10 @@ static void kiln_up_help(void) {
 
 int kiln_cmd_up(int argc, char **argv) {
     static struct option opts[] = {{"workers", required_argument, 0, 'w'},
+                                   {"speak-workers", required_argument, 0, 'W'},
                                    {"wait-ready", required_argument, 0, 'R'}, KILN_CLI_LONGOPTS};
     kiln_cli_t cli = {0};
-    int c, workers = -1, wait_ready = 30;
+    int c, workers = -1, speakers = -1, wait_ready = 30;
     while ((c = getopt_long(argc, argv, "c:S:hw:", opts, NULL)) != -1) {
         if (kiln_cli_common_opt(&cli, c, optarg))
             continue;
@@ -454,6 +496,8 @@ int kiln_cmd_up(int argc, char **argv) {
             return KILN_EXIT_OK;
         } else if (c == 'w')
             workers = atoi(optarg);
+        else if (c == 'W')
+            speakers = atoi(optarg);
         else if (c == 'R')
             wait_ready = atoi(optarg);
         else
@@ -461,8 +505,14 @@ int kiln_cmd_up(int argc, char **argv) {
     }
     if (kiln_cli_load(&cli, "up"))
         return KILN_EXIT_USAGE;
+    int speak_auto = 0;
+    char voices_abs[PATH_MAX], voices_set[PATH_MAX + 32];
+    speak_auto = kiln_up_speak_default(cli.conf, workers >= 0, voices_abs, sizeof(voices_abs));
     if (workers < 0)
         workers = (int)kiln_conf_get_int(cli.conf, "stack.workers");
+    if (speakers < 0)
+        speakers = speak_auto;
+    snprintf(voices_set, sizeof(voices_set), "speak.voices_dir=%s", voices_abs);
     char errstr[1024];
     const char *sd = kiln_conf_get(cli.conf, "stack.dir");
     if (kiln_mkdirs(sd, 0755)) {
@@ -488,44 +538,37 @@ int kiln_cmd_up(int argc, char **argv) {
         kiln_cli_free(&cli);
         return KILN_EXIT_FAIL;
     }
-    char *args[96], buf[PATH_MAX + 16], idbuf[64];
+    char *args[96], buf[PATH_MAX + 16];
     if (!kiln_stack_pid(cli.conf, "scheduler")) {
         args[0] = "scheduler";
         int k = 1 + kiln_child_args(&cli, stackdir, args + 1, buf, sizeof(buf));
         KILN_LOG_INFO("scheduler started (pid %d)", (int)kiln_spawn(cli.conf, "scheduler", args, k));
     }
-    for (int w = 1; w <= workers; w++) {
-        char name[32];
-        snprintf(name, sizeof(name), "worker-w%d", w);
-        if (kiln_stack_pid(cli.conf, name))
-            continue;
-        args[0] = "worker";
-        int k = 1 + kiln_child_args(&cli, stackdir, args + 1, buf, sizeof(buf));
-        snprintf(idbuf, sizeof(idbuf), "worker.id=w%d", w);
-        args[k++] = "--set";
-        args[k++] = idbuf;
-        KILN_LOG_INFO("worker w%d started (pid %d)", w, (int)kiln_spawn(cli.conf, name, args, k));
-    }
+    for (int w = 1; w <= workers; w++)
+        kiln_up_worker(&cli, stackdir, 'w', w, NULL, 0);
+    const char *speak_sets[2] = {"worker.engine=piper", voices_set};
+    for (int w = 1; w <= speakers; w++) /* speak workers: engine piper, ids sN */
+        kiln_up_worker(&cli, stackdir, 's', w, speak_sets, 2);
     /* wait until the workers hold partitions */
     PGconn *pg = kiln_pg_connect(cli.conf, "kiln-up", errstr, sizeof(errstr));
     int ready = 0;
-    for (int i = 0; pg && i < wait_ready * 10 && workers > 0; i++) {
+    for (int i = 0; pg && i < wait_ready * 10 && workers + speakers > 0; i++) {
         PGresult *r = PQexec(pg, "SELECT count(DISTINCT a.worker) FROM assignments a JOIN workers w"
                                  " ON w.id = a.worker WHERE w.status = 'up'"
                                  " AND w.heartbeat > now() - interval '10 seconds'");
         ready = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : 0;
         PQclear(r);
-        if (ready >= workers)
+        if (ready >= workers + speakers)
             break;
         usleep(100000);
     }
     PQfinish(pg);
     printf("kiln stack up in %s: Postgres, broker, object store (file://%s/objects), "
-           "scheduler, %d worker(s) (%d holding partitions)\n"
+           "scheduler, %d worker(s) + %d speak worker(s) (%d holding partitions)\n"
            "  logs: %s/log/   stop: kiln down --set stack.dir=%s\n",
-           stackdir, stackdir, workers, ready, stackdir, stackdir);
+           stackdir, stackdir, workers, speakers, ready, stackdir, stackdir);
     kiln_cli_free(&cli);
-    return (workers > 0 && ready < workers) ? KILN_EXIT_TIMEOUT : KILN_EXIT_OK;
+    return (workers + speakers > 0 && ready < workers + speakers) ? KILN_EXIT_TIMEOUT : KILN_EXIT_OK;
 }
 
 /* SIGTERM, then SIGKILL after \p grace_s. @returns 1 if it had to kill. */
@@ -573,12 +616,14 @@ int kiln_cmd_down(int argc, char **argv) {
     pid_t wp[256];
     int nw = 0;
     for (int w = 1; w <= 256 && nw < 256; w++) {
-        char name[32];
-        snprintf(name, sizeof(name), "worker-w%d", w);
-        pid_t pid = kiln_stack_pid(cli.conf, name);
-        if (pid) {
-            kill(pid, SIGTERM);
-            wp[nw++] = pid;
+        for (const char *kind = "ws"; *kind && nw < 256; kind++) { /* workers, speak workers */
+            char name[32];
+            snprintf(name, sizeof(name), "worker-%c%d", *kind, w);
+            pid_t pid = kiln_stack_pid(cli.conf, name);
+            if (pid) {
+                kill(pid, SIGTERM);
+                wp[nw++] = pid;
+            }
         }
     }
     for (int i = 0; i < nw; i++)

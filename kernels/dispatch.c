@@ -24,6 +24,12 @@ static void kiln_cpu_free_(void *p) { free(p); }
 static void kiln_cpu_copy_(void *dst, const void *src, size_t n) { memcpy(dst, src, n); }
 static void kiln_cpu_sync_(void) {}
 
+/* data movement: the same functions in both CPU tables (kernels/cpu/copy.c) */
+#define KILN_CPU_COPY_OPS_                                                                \
+    .embed = kiln_embed_cpu, .kv_append = kiln_kv_append_cpu,                            \
+    .gather_rows = kiln_gather_rows_cpu, .add_rowbias = kiln_add_rowbias_cpu,            \
+    .copy2d = kiln_copy2d_cpu, .transpose = kiln_transpose_cpu
+
 static const kiln_kernels_t kiln_kernels_cpu_ = {
     .name = "cpu",
     .matmul = kiln_matmul_fast,
@@ -42,8 +48,13 @@ static const kiln_kernels_t kiln_kernels_cpu_ = {
     .upload = kiln_cpu_copy_,
     .download = kiln_cpu_copy_,
     .sync = kiln_cpu_sync_,
+    KILN_CPU_COPY_OPS_,
+    .host_memory = 1,
 };
 
+/* host_memory 0: a model on "ref" (or KILN_KERNELS=ref) takes the path of a
+ * device backend (weights mirrored, inputs uploaded, logits downloaded, all
+ * by memcpy), so that path is tested on machines without a GPU */
 static const kiln_kernels_t kiln_kernels_ref_ = {
     .name = "ref",
     .matmul = kiln_matmul_cpu,
@@ -62,6 +73,8 @@ static const kiln_kernels_t kiln_kernels_ref_ = {
     .upload = kiln_cpu_copy_,
     .download = kiln_cpu_copy_,
     .sync = kiln_cpu_sync_,
+    KILN_CPU_COPY_OPS_,
+    .host_memory = 0,
 };
 
 static const kiln_kernels_t *kiln_kernels_tab_[KILN_BACKEND__COUNT] = {
@@ -87,6 +100,33 @@ void kiln_kernels_register(kiln_backend_t be, const kiln_kernels_t *table) {
         kiln_kernels_tab_[be] = table;
 }
 
+static const char *kiln_kernels_why_[KILN_BACKEND__COUNT];
+
+void kiln_kernels_unavailable(kiln_backend_t be, const char *why) {
+    if ((int)be >= 0 && be < KILN_BACKEND__COUNT)
+        kiln_kernels_why_[be] = why;
+}
+
+const char *kiln_kernels_why(kiln_backend_t be) {
+    if ((int)be < 0 || be >= KILN_BACKEND__COUNT)
+        return "unknown backend";
+    if (kiln_kernels_tab_[be])
+        return NULL;
+    if (kiln_kernels_why_[be])
+        return kiln_kernels_why_[be];
+    return be == KILN_BACKEND_CUDA ? "this kiln was built without CUDA (build it with make CUDA=1)"
+                                   : "backend not registered";
+}
+
+int kiln_backend_parse(const char *name, kiln_backend_t *be) {
+    for (int b = 0; b < KILN_BACKEND__COUNT; b++)
+        if (name && !strcmp(name, kiln_backend_name((kiln_backend_t)b))) {
+            *be = (kiln_backend_t)b;
+            return 0;
+        }
+    return -1;
+}
+
 int kiln_kernels_take_error(void) { return atomic_exchange(&kiln_kernels_err_, 0); }
 
 void kiln_kernels_set_error_(void) { atomic_store(&kiln_kernels_err_, 1); }
@@ -107,6 +147,12 @@ int kiln_kernel_supported(kiln_backend_t be, kiln_op_t op) {
     case KILN_OP_ATTENTION_KV: return kk->attention_kv != NULL;
     case KILN_OP_MATMUL_PACKED: return kk->matmul_packed != NULL;
     case KILN_OP_POWER_SPECTRUM: return kk->power_spectrum != NULL;
+    case KILN_OP_EMBED: return kk->embed != NULL;
+    case KILN_OP_KV_APPEND: return kk->kv_append != NULL;
+    case KILN_OP_GATHER_ROWS: return kk->gather_rows != NULL;
+    case KILN_OP_ADD_ROWBIAS: return kk->add_rowbias != NULL;
+    case KILN_OP_COPY2D: return kk->copy2d != NULL;
+    case KILN_OP_TRANSPOSE: return kk->transpose != NULL;
     default: return 0;
     }
 }

@@ -18,6 +18,10 @@ const kiln_prop_t kiln_conf_table[] = {
      "Directory of the embedded stack (Postgres data, broker address, objects, logs)."},
     {"stack.workers", KILN_PROP_INT, "2", 0, 64, U,
      "Number of workers `kiln up` starts."},
+    {"stack.speak_workers", KILN_PROP_INT, "-1", -1, 64, U,
+     "Number of speak workers (engine piper) `kiln up` starts next to the others. -1: one when "
+     "speak.default_voice is installed under speak.voices_dir and `kiln up` is not given "
+     "--workers, else none."},
     {"stack.pg_port", KILN_PROP_INT, "0", 0, 65535, U,
      "Loopback port of the embedded Postgres (0 picks a free one)."},
     {"stack.pg_datadir", KILN_PROP_STR, "", 0, 0, U,
@@ -62,6 +66,13 @@ const kiln_prop_t kiln_conf_table[] = {
     {"worker.model", KILN_PROP_STR, "", 0, 0, W,
      "Model directory or file for the engine (whisper: a CTranslate2 directory or a whisper.cpp "
      "ggml-*.bin; empty: ./var/models/whisper-tiny.en, fetched by `make models`)."},
+    {"whisper.backend", KILN_PROP_STR, "cpu", 0, 0, W,
+     "Compute backend of the whisper engine: cpu, cuda (a kiln built with `make CUDA=1`, on a "
+     "GPU; the weights are copied to the device once at load) or auto (cuda when a GPU is "
+     "visible, else cpu). cuda on a machine without one fails the load with the reason."},
+    {"whisper.precision", KILN_PROP_STR, "fp16", 0, 0, W,
+     "Input rounding of the matrix products on the cuda backend: fp32, tf32, fp16 or bf16 "
+     "(fp32 accumulation; weights and activations stay fp32). The cpu backend is fp32."},
     {"worker.pace_us_per_unit", KILN_PROP_INT, "10000", 0, 60000000, W,
      "pace engine only: wall time spent per work unit (audio second), in microseconds."},
     {"worker.gpu", KILN_PROP_STR, "none", 0, 0, W, "GPU this worker runs on (label only)."},
@@ -93,6 +104,32 @@ const kiln_prop_t kiln_conf_table[] = {
     {"worker.max_json_depth", KILN_PROP_INT, "32", 2, 1000, W, "Deepest JSON nesting accepted."},
     {"worker.max_inline_bytes", KILN_PROP_INT, "65536", 0, 100000000, W | P,
      "Largest inline_b64 payload accepted in a job message."},
+    {"job.max_headers", KILN_PROP_INT, "64", 0, 100000, W,
+     "Most Kafka headers a job message may carry; more goes to the DLQ (BAD_JOB)."},
+    {"worker.dlq_orphan_after_ms", KILN_PROP_INT, "60000", 4000, 3600000, W,
+     "A dlq_outbox row not re-claimed by its (live) owner for this long may be taken over and "
+     "sent by another worker after a scan of the DLQ (docs/chaos.md). The dead-letter "
+     "producer's message.timeout.ms is half of it."},
+    {"worker.dlq_relay_interval_ms", KILN_PROP_INT, "2000", 100, 3600000, W,
+     "How often a worker looks for orphaned dlq_outbox rows (rows whose owner died)."},
+    {"worker.modality", KILN_PROP_STR, "", 0, 0, W,
+     "Modality this worker serves (its <prefix>.<modality>.jobs topic). Empty: the engine's "
+     "(whisper, null, pace: transcribe; piper: speak). Must match the engine's."},
+
+    /* speak workers (engine piper; docs/voice.md "speak jobs") */
+    {"speak.voices_dir", KILN_PROP_STR, "var/models/voices", 0, 0, W | U,
+     "Directory of converted Piper voices, one sub-directory per voice name (`make voices`)."},
+    {"speak.default_voice", KILN_PROP_STR, "en_US-joe-medium", 0, 0, W,
+     "Voice of speak jobs that name none (params.voice)."},
+    {"speak.max_chars", KILN_PROP_INT, "20000", 1, 100000000, W,
+     "Longest speak text accepted, in characters (code points); longer goes to the DLQ."},
+    {"speak.default_format", KILN_PROP_STR, "wav", 0, 0, W,
+     "Audio format of speak jobs that name none (params.format): wav, flac, ogg, opus, mp3."},
+    {"speak.batch_max_ids", KILN_PROP_INT, "4096", 16, 10000000, W,
+     "Phoneme ids per model call: the sentences of a batch's jobs go through the voice in "
+     "chunks of at most this many ids (bounds memory)."},
+    {"speak.sentence_silence_ms", KILN_PROP_INT, "0", 0, 10000, W,
+     "Silence after each sentence of a speak job, in milliseconds."},
 
     /* scheduler */
     {"scheduler.metrics_addr", KILN_PROP_STR, "127.0.0.1", 0, 0, S,
@@ -118,6 +155,11 @@ const kiln_prop_t kiln_conf_table[] = {
      "Autoscaling signal: desired workers per modality drain the expected backlog in this time."},
     {"scheduler.default_throughput", KILN_PROP_INT, "10", 1, 1000000, S,
      "Work units per second assumed for a worker before its throughput is measured."},
+    {"scheduler.default_job_units", KILN_PROP_INT, "30", 1, BIG, S,
+     "Work units assumed for a queued job that declares none, until jobs of its partition or "
+     "modality have declared some (docs/scheduler.md)."},
+    {"scheduler.rate_tau_ms", KILN_PROP_INT, "30000", 100, BIG, S,
+     "Time constant of the measured arrival rate per partition (an exponentially weighted mean)."},
 
     /* producer */
     {"producer.wait_timeout_ms", KILN_PROP_INT, "0", 0, BIG, P,

@@ -33,6 +33,73 @@ static int kiln_charset_ok(const char *s, size_t maxlen, const char *extra) {
 
 int kiln_job_id_valid(const char *id) { return kiln_charset_ok(id, KILN_JOB_ID_MAX, "._:-"); }
 int kiln_tenant_valid(const char *t) { return kiln_charset_ok(t, KILN_TENANT_MAX, "_-"); }
+int kiln_voice_name_valid(const char *name) {
+    return name[0] != '.' && kiln_charset_ok(name, 64, "._-");
+}
+
+int kiln_speak_format_valid(const char *fmt) {
+    static const char *const fmts[] = {"wav", "flac", "ogg", "opus", "mp3"};
+    for (unsigned i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++)
+        if (!strcmp(fmt, fmts[i]))
+            return 1;
+    return 0;
+}
+
+long long kiln_utf8_chars(const char *s) {
+    long long n = 0;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        n += (*c & 0xc0) != 0x80;
+    return n;
+}
+
+static const char *kiln_json_str(json_t *o, const char *key, int *bad);
+
+/* Speak fields: params.voice, params.format, params.sample_rate and the
+ * length of the text. @returns KILN_OK or the error with errstr. */
+static kiln_err_t kiln_job_parse_speak(kiln_job_t *job, const kiln_job_limits_t *lim,
+                                       char *errstr, size_t errstr_size) {
+    int bad = 0;
+    if (job->text) {
+        job->text_chars = kiln_utf8_chars(job->text);
+        if (lim->max_text_chars && (size_t)job->text_chars > lim->max_text_chars) {
+            snprintf(errstr, errstr_size, "text of %lld characters is over the limit of %zu",
+                     job->text_chars, lim->max_text_chars);
+            return KILN_ERR_TOO_LARGE;
+        }
+    }
+    if (!job->params)
+        return KILN_OK;
+    job->voice = kiln_json_str(job->params, "voice", &bad);
+    if (bad || (job->voice && !kiln_voice_name_valid(job->voice))) {
+        snprintf(errstr, errstr_size,
+                 "field \"params.voice\" must be a voice name (1-64 characters of A-Z a-z 0-9 . _ -)");
+        return KILN_ERR_BAD_JOB;
+    }
+    job->format = kiln_json_str(job->params, "format", &bad);
+    if (bad || (job->format && !kiln_speak_format_valid(job->format))) {
+        snprintf(errstr, errstr_size,
+                 "field \"params.format\" must be one of wav, flac, ogg, opus, mp3");
+        return KILN_ERR_BAD_JOB;
+    }
+    json_t *sr = json_object_get(job->params, "sample_rate");
+    if (sr && !json_is_null(sr)) {
+        long long v = -1;
+        if (json_is_integer(sr))
+            v = json_integer_value(sr);
+        else if (json_is_string(sr)) {
+            char *end;
+            v = strtoll(json_string_value(sr), &end, 10);
+            if (end == json_string_value(sr) || *end)
+                v = -1;
+        }
+        if (v < 8000 || v > 48000) {
+            snprintf(errstr, errstr_size, "field \"params.sample_rate\" must be 8000..48000 Hz");
+            return KILN_ERR_BAD_JOB;
+        }
+        job->sample_rate = (int)v;
+    }
+    return KILN_OK;
+}
 
 /* Deepest JSON nesting, counted outside strings. */
 static int kiln_json_depth(const char *buf, size_t len) {
@@ -150,6 +217,11 @@ kiln_err_t kiln_job_parse(const void *buf, size_t len, const kiln_job_limits_t *
         snprintf(errstr, errstr_size, "fields of \"input\" must be strings");
         return KILN_ERR_BAD_JOB;
     }
+    if (job->text && !*job->text && !job->input_uri && !job->inline_b64 &&
+        !strcmp(job->modality, "speak")) {
+        snprintf(errstr, errstr_size, "field \"input.text\" is empty: a speak job needs text");
+        return KILN_ERR_BAD_JOB;
+    }
     if ((job->input_uri && !*job->input_uri) || (job->inline_b64 && !*job->inline_b64) ||
         (job->text && !*job->text)) {
         snprintf(errstr, errstr_size, "field \"input\" has an empty value");
@@ -183,6 +255,8 @@ kiln_err_t kiln_job_parse(const void *buf, size_t len, const kiln_job_limits_t *
             return KILN_ERR_BAD_JOB;
         }
     }
+    if (!strcmp(job->modality, "speak"))
+        return kiln_job_parse_speak(job, lim, errstr, errstr_size);
     return KILN_OK;
 }
 

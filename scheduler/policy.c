@@ -70,7 +70,98 @@ kiln_sched_params_t kiln_sched_default_params(void) {
     sp.model_slice_s = 120.0;
     sp.target_drain_s = 300.0;
     sp.max_iterations = 100;
+    sp.rate_tau_s = 30.0;
+    for (int m = 0; m < M; m++)
+        sp.default_job_units[m] = 30.0;
     return sp;
+}
+
+int kiln_sched_modality_fleet(const kiln_sched_worker_t *in, int n, int modality,
+                              kiln_sched_worker_t *out) {
+    if (n < 0 || (n > 0 && (!in || !out)) || modality < 0 || modality >= M)
+        return -1;
+    int live = 0;
+    for (int i = 0; i < n; i++) {
+        out[i] = in[i];
+        if (!out[i].resident[modality])
+            out[i].alive = 0;
+        live += out[i].alive != 0;
+    }
+    return live;
+}
+
+double kiln_sched_units_per_job(const kiln_sched_params_t *params, int modality,
+                                const kiln_sched_est_t *est, const kiln_sched_obs_t *obs,
+                                double modality_mean) {
+    if (obs && obs->rows_known > 0 && obs->units_known > 0)
+        return obs->units_known / (double)obs->rows_known;
+    if (est && est->units_per_job > 0)
+        return est->units_per_job;
+    if (modality_mean > 0)
+        return modality_mean;
+    double d = params && modality >= 0 && modality < M ? params->default_job_units[modality] : 0;
+    return d > 0 ? d : 1.0;
+}
+
+void kiln_sched_estimate(const kiln_sched_params_t *params, kiln_sched_est_t *est,
+                         const kiln_sched_obs_t *obs, double modality_mean, double dt,
+                         kiln_sched_partition_t *part) {
+    kiln_sched_params_t defp;
+    if (!est || !obs || !part)
+        return;
+    if (!params) {
+        defp = kiln_sched_default_params();
+        params = &defp;
+    }
+    /* remember the partition's mean job size (open rows and new rows) */
+    int64_t kn = obs->rows_known + obs->arrived_rows_known;
+    double ku = obs->units_known + obs->arrived_units_known;
+    if (kn > 0 && ku > 0)
+        est->units_per_job = est->units_per_job > 0
+                                 ? 0.7 * est->units_per_job + 0.3 * (ku / (double)kn)
+                                 : ku / (double)kn;
+    double upj = kiln_sched_units_per_job(params, part->modality, est, obs, modality_mean);
+    int64_t rows = obs->rows > 0 ? obs->rows : 0;
+    int64_t known = obs->rows_known > 0 ? (obs->rows_known < rows ? obs->rows_known : rows) : 0;
+    int64_t lag = rows;
+    if (obs->high_watermark >= 0) {
+        int64_t c = obs->committed > 0 ? obs->committed : 0;
+        lag = obs->high_watermark > c ? obs->high_watermark - c : 0;
+    }
+    int64_t no_row = lag > rows ? lag - rows : 0;
+    double unknown = (double)(rows - known) + (double)no_row;
+    part->backlog_units = (obs->units_known > 0 ? obs->units_known : 0) + unknown * upj;
+    part->queued_jobs = rows + no_row;
+    part->max_job_units = obs->max_units_known > 0 ? obs->max_units_known : 0;
+    if (unknown > 0 && upj > part->max_job_units)
+        part->max_job_units = upj;
+    /* arrivals since the previous round */
+    double arrived = -1;
+    int64_t new_rows = obs->arrived_rows > 0 ? obs->arrived_rows : 0;
+    int64_t new_known = obs->arrived_rows_known > 0 ? obs->arrived_rows_known : 0;
+    if (new_known > new_rows)
+        new_known = new_rows;
+    double new_units = obs->arrived_units_known > 0 ? obs->arrived_units_known : 0;
+    if (obs->high_watermark >= 0) {
+        if (est->have_hw && obs->high_watermark >= est->last_hw) {
+            int64_t msgs = obs->high_watermark - est->last_hw;
+            arrived = new_units + (double)(msgs > new_known ? msgs - new_known : 0) * upj;
+        }
+        est->last_hw = obs->high_watermark;
+        est->have_hw = 1;
+    } else { /* rows only; the next watermark primes again (no double count) */
+        arrived = new_units + (double)(new_rows - new_known) * upj;
+        est->have_hw = 0;
+    }
+    if (arrived >= 0 && dt > 0) {
+        double inst = arrived / dt;
+        double tau = params->rate_tau_s > 0 ? params->rate_tau_s : 30.0;
+        est->rate_units_s =
+            est->samples ? est->rate_units_s + (1.0 - exp(-dt / tau)) * (inst - est->rate_units_s)
+                         : inst;
+        est->samples++;
+    }
+    part->rate_units_s = est->rate_units_s;
 }
 
 /* The inputs of one planning call, resolved once. */

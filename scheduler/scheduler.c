@@ -1,14 +1,25 @@
 /*
  * scheduler/scheduler.c - the scheduler daemon (kiln/scheduler.h).
  *
- * Every scheduler.interval_ms, in one transaction:
+ * Every scheduler.interval_ms: first, outside any transaction, the low and
+ * high watermark of every job partition from the broker (skipped for the
+ * round when it does not answer); then, in one transaction:
  *  1. make sure every partition of every job topic has an assignments row;
  *  2. snapshot the partitions: backlog in work units and jobs, oldest age,
  *     top priority and earliest deadline (from the open jobs rows, which every
- *     kiln producer writes before producing), owner and how long it has owned it;
+ *     kiln producer writes before producing), owner and how long it has owned
+ *     it. Messages without a row (high watermark - committed offset - open
+ *     rows) and rows without work units are estimated at the partition's,
+ *     else the modality's, mean work units per job; the arrival rate is an
+ *     EWMA of watermark growth (new rows when the broker is unreachable)
+ *     between rounds: kiln_sched_estimate(), docs/scheduler.md;
  *  3. snapshot the workers: liveness (status 'up' and a heartbeat younger
- *     than scheduler.worker_timeout_ms), slots, measured throughput per
- *     modality (the EWMA each worker publishes in its heartbeat stats);
+ *     than scheduler.worker_timeout_ms, where after our own gap - failed
+ *     rounds, e.g. a Postgres outage - every heartbeat counts as no older
+ *     than our first round back), slots, the modality each serves, measured
+ *     throughput per modality (the EWMA each worker publishes in its
+ *     heartbeat stats); each topic is planned over the live workers that
+ *     serve its modality only (kiln_sched_modality_fleet);
  *  4. plan: scheduler.policy "kiln" calls kiln_sched_plan() (scheduler/policy.c:
  *     minimise expected drain time, count model swaps, hysteresis, dwell time,
  *     deadlines); "static" keeps a balanced, sticky round-robin;
@@ -21,9 +32,12 @@
 #include "kiln/scheduler.h"
 
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kiln/kafka.h"
@@ -40,9 +54,28 @@ struct kiln_scheduler_s {
     long long rebalances;
     kiln_metrics_t *mreg;
     kiln_metric_t *m_desired, *m_rebalances, *m_moved, *m_errors, *m_jobs, *m_units, *m_age,
-        *m_live, *m_orphans, *m_part_jobs;
+        *m_live, *m_orphans, *m_part_jobs, *m_rate;
     char *port_file;
+    /* inputs kept between rounds (kiln_sched_estimate) */
+    rd_kafka_t *rk;                          /* watermark queries; NULL: not (yet) connected */
+    double kafka_retry_at;                   /* monotonic: next try to connect */
+    kiln_sched_est_t *est[KILN_N_MODALITIES]; /* per partition */
+    int n_est[KILN_N_MODALITIES];
+    double mod_upj[KILN_N_MODALITIES];       /* remembered mean work units per job */
+    int64_t *hw[KILN_N_MODALITIES], *lw[KILN_N_MODALITIES]; /* this round's watermarks, -1 */
+    double round_dt;                         /* seconds since the previous successful round */
+    char last_round[64];                     /* Postgres now() of the previous successful round */
+    /* liveness: no verdict on evidence gathered while we could not reach Postgres */
+    double last_ok;                          /* monotonic time of the last successful round */
+    int failed;                              /* a round failed since the last success */
+    char reachable_since[64];                /* Postgres now() of the first round after a gap */
 };
+
+static double kiln_scheduler_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 /* Registers the scheduler's metrics and starts its /metrics server.
  * @returns 0, or -1 with errstr. */
@@ -63,9 +96,9 @@ static int kiln_scheduler_metrics_init(kiln_scheduler_t *ks, char *errstr, size_
     ks->m_errors = kiln_metrics_counter(r, "kiln_scheduler_tick_errors_total",
                                         "Planning rounds that failed (rolled back).", NULL);
     ks->m_jobs = kiln_metrics_gauge(r, "kiln_scheduler_queued_jobs",
-                                    "Open jobs (queued or running) in Postgres.", "modality");
+                                    "Queued jobs: open job rows, plus messages without a row (high watermark - committed).", "modality");
     ks->m_units = kiln_metrics_gauge(r, "kiln_scheduler_backlog_work_units",
-                                     "Work units of the open jobs in Postgres.", "modality");
+                                     "Queued work units: declared by the jobs, estimated for jobs without (docs/scheduler.md).", "modality");
     ks->m_age = kiln_metrics_gauge(r, "kiln_scheduler_oldest_job_age_seconds",
                                    "Age of the oldest open job.", "modality");
     ks->m_live = kiln_metrics_gauge(r, "kiln_scheduler_live_workers",
@@ -76,6 +109,9 @@ static int kiln_scheduler_metrics_init(kiln_scheduler_t *ks, char *errstr, size_
     ks->m_part_jobs = kiln_metrics_gauge(r, "kiln_scheduler_partition_queued_jobs",
                                          "Open jobs per partition, owned or not.",
                                          "modality,partition");
+    ks->m_rate = kiln_metrics_gauge(r, "kiln_scheduler_arrival_rate_work_units",
+                                    "Measured arrival rate (EWMA), work units per second.",
+                                    "modality");
     return kiln_metrics_serve_conf(r, ks->conf, "scheduler", "scheduler", &ks->port_file, errstr,
                                    errstr_size);
 }
@@ -101,6 +137,10 @@ kiln_scheduler_t *kiln_scheduler_new(const kiln_conf_t *conf, char *errstr, size
         ks->sp.swap_cost_s[m] = 0; /* workers keep one engine loaded per modality */
     }
     ks->sp.model_slice_s = 0;
+    ks->sp.rate_tau_s = kiln_conf_get_int(conf, "scheduler.rate_tau_ms") / 1000.0;
+    for (int m = 0; m < KILN_SCHED_MODALITIES; m++)
+        ks->sp.default_job_units[m] = (double)kiln_conf_get_int(conf, "scheduler.default_job_units");
+    strcpy(ks->reachable_since, "-infinity");
     ks->pg = kiln_pg_connect(conf, "kiln-scheduler", errstr, errstr_size);
     if (!ks->pg || kiln_scheduler_metrics_init(ks, errstr, errstr_size)) {
         kiln_scheduler_destroy(ks);
@@ -123,19 +163,25 @@ static void kiln_fleet_free(kiln_fleet_t *f) {
     memset(f, 0, sizeof(*f));
 }
 
-/* Every worker that ever heartbeated, with liveness and throughput. */
+/* Every worker that ever heartbeated, with liveness and throughput. A
+ * worker is dead when its status is not 'up' or when it has been silent for
+ * scheduler.worker_timeout_ms while we could reach Postgres: its heartbeat
+ * counts as no older than ks->reachable_since, the first round after our own
+ * gap (failed rounds, or none for longer than the timeout), since heartbeats
+ * could not be written while Postgres was unreachable for us either. */
 static int kiln_scheduler_fleet(kiln_scheduler_t *ks, kiln_fleet_t *f, char *errstr, size_t sz) {
     char tmo[32];
     snprintf(tmo, sizeof(tmo), "%lld", kiln_conf_get_int(ks->conf, "scheduler.worker_timeout_ms"));
-    const char *p[1] = {tmo};
+    const char *p[2] = {tmo, ks->reachable_since};
     PGresult *r = kiln_pg_execp(
         ks->pg,
-        "SELECT id, (status = 'up' AND heartbeat > now() - ($1::bigint * interval '1 millisecond')),"
+        "SELECT id, (status = 'up' AND greatest(heartbeat, $2::timestamptz)"
+        "   > now() - ($1::bigint * interval '1 millisecond')),"
         " slots, coalesce((stats->'throughput'->>'transcribe')::float8, 0),"
         " coalesce((stats->'throughput'->>'speak')::float8, 0),"
         " coalesce((stats->'throughput'->>'image')::float8, 0), modalities::text"
         " FROM workers ORDER BY id",
-        1, p, errstr, sz);
+        2, p, errstr, sz);
     if (!r)
         return -1;
     f->n = PQntuples(r);
@@ -154,6 +200,46 @@ static int kiln_scheduler_fleet(kiln_scheduler_t *ks, kiln_fleet_t *f, char *err
     }
     PQclear(r);
     return 0;
+}
+
+/* Reads the low and high watermark of every partition of modality \p m's
+ * job topic into ks->lw[m] / ks->hw[m] (-1 where unknown). Runs before the
+ * planning transaction; gives up for the round at the first broker error (a
+ * round must not wait on an unreachable broker once per partition). */
+static void kiln_scheduler_watermarks(kiln_scheduler_t *ks, int m, int np, int *kafka_ok) {
+    if (np > ks->n_est[m]) {
+        kiln_sched_est_t *e = realloc(ks->est[m], np * sizeof(*e));
+        int64_t *h = realloc(ks->hw[m], np * sizeof(*h));
+        if (h)
+            ks->hw[m] = h;
+        int64_t *l = h ? realloc(ks->lw[m], np * sizeof(*l)) : NULL;
+        if (l)
+            ks->lw[m] = l;
+        if (!e || !h || !l) {
+            if (e)
+                ks->est[m] = e;
+            return;
+        }
+        memset(e + ks->n_est[m], 0, (np - ks->n_est[m]) * sizeof(*e));
+        ks->est[m] = e;
+        ks->n_est[m] = np;
+    }
+    char topic[256];
+    kiln_kafka_topic(ks->conf, kiln_modalities[m], "jobs", topic, sizeof(topic));
+    for (int k = 0; k < np; k++) {
+        int64_t lo = -1, hi = -1;
+        if (*kafka_ok && ks->rk) {
+            rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(ks->rk, topic, k, &lo, &hi, 1000);
+            if (err) {
+                KILN_LOG_DEBUG("could not read the watermarks of %s [%d]: %s", topic, k,
+                               rd_kafka_err2str(err));
+                *kafka_ok = 0;
+                lo = hi = -1;
+            }
+        }
+        ks->lw[m][k] = lo;
+        ks->hw[m][k] = hi;
+    }
 }
 
 /* Balanced, sticky placement of the partitions selected by \p mask (all when
@@ -211,23 +297,33 @@ static int kiln_scheduler_topic(kiln_scheduler_t *ks, int m, const kiln_fleet_t 
     if (!r)
         return -1;
     PQclear(r);
-    /* partitions: owner + backlog from the open job rows */
+    /* partitions: owner, committed offset, the open job rows (work units of
+     * those that declare them) and the rows enqueued since the last round */
+    const char *p4[4] = {topic, np_s, modality, ks->last_round[0] ? ks->last_round : "infinity"};
     r = kiln_pg_execp(
         ks->pg,
         "SELECT a.kpartition, coalesce(a.worker, ''),"
         " EXTRACT(EPOCH FROM now() - a.assigned_at),"
         " coalesce(b.units, 0), coalesce(b.jobs, 0), coalesce(b.max_units, 0),"
         " coalesce(b.age, 0), coalesce(b.prio, 0),"
-        " coalesce(b.deadline_in, 'Infinity'::float8)"
+        " coalesce(b.deadline_in, 'Infinity'::float8),"
+        " coalesce(b.known, 0), coalesce(o.next_offset, -1),"
+        " coalesce(c.jobs, 0), coalesce(c.known, 0), coalesce(c.units, 0)"
         " FROM assignments a LEFT JOIN ("
         "   SELECT kpartition, sum(coalesce(work_units, 0)) AS units, count(*) AS jobs,"
-        "     max(coalesce(work_units, 0)) AS max_units,"
+        "     count(work_units) AS known, max(coalesce(work_units, 0)) AS max_units,"
         "     EXTRACT(EPOCH FROM now() - min(enqueued_at)) AS age, max(priority) AS prio,"
         "     EXTRACT(EPOCH FROM min(deadline) - now()) AS deadline_in"
         "   FROM jobs WHERE status IN ('queued', 'running') AND topic = $1 AND modality = $3"
         "   GROUP BY kpartition) b USING (kpartition)"
+        " LEFT JOIN offsets o ON o.topic = a.topic AND o.kpartition = a.kpartition"
+        " LEFT JOIN ("
+        "   SELECT kpartition, count(*) AS jobs, count(work_units) AS known,"
+        "     sum(coalesce(work_units, 0)) AS units"
+        "   FROM jobs WHERE enqueued_at > $4::timestamptz AND topic = $1 AND modality = $3"
+        "   GROUP BY kpartition) c ON c.kpartition = a.kpartition"
         " WHERE a.topic = $1 AND a.kpartition < $2::int ORDER BY a.kpartition FOR UPDATE OF a",
-        3, p, errstr, errstr_size);
+        4, p4, errstr, errstr_size);
     if (!r)
         return -1;
     int n = PQntuples(r);
@@ -235,11 +331,16 @@ static int kiln_scheduler_topic(kiln_scheduler_t *ks, int m, const kiln_fleet_t 
     int *assign = calloc(n + 1, sizeof(int));
     /* only workers of this modality take part */
     kiln_sched_worker_t *ws = calloc(f->n + 1, sizeof(*ws));
-    for (int i = 0; i < f->n; i++) {
-        ws[i] = f->w[i];
-        if (!ws[i].resident[m])
-            ws[i].alive = 0;
+    kiln_sched_modality_fleet(f->w, f->n, m, ws);
+    /* the modality's mean work units per known job (for jobs without any) */
+    double mu = 0, mn = 0;
+    for (int k = 0; k < n; k++) {
+        mu += atof(PQgetvalue(r, k, 3)) + atof(PQgetvalue(r, k, 13));
+        mn += atof(PQgetvalue(r, k, 9)) + atof(PQgetvalue(r, k, 12));
     }
+    if (mn > 0 && mu > 0)
+        ks->mod_upj[m] = ks->mod_upj[m] > 0 ? 0.7 * ks->mod_upj[m] + 0.3 * (mu / mn) : mu / mn;
+    double rate = 0;
     for (int k = 0; k < n; k++) {
         kiln_sched_partition_t *pt = &parts[k];
         pt->modality = m;
@@ -249,13 +350,32 @@ static int kiln_scheduler_topic(kiln_scheduler_t *ks, int m, const kiln_fleet_t 
             if (!strcmp(f->ids[i], PQgetvalue(r, k, 1)))
                 pt->owner = i;
         pt->owned_for_s = atof(PQgetvalue(r, k, 2));
-        pt->backlog_units = atof(PQgetvalue(r, k, 3));
-        pt->queued_jobs = atoll(PQgetvalue(r, k, 4));
-        pt->max_job_units = atof(PQgetvalue(r, k, 5));
         pt->oldest_age_s = atof(PQgetvalue(r, k, 6));
         pt->max_priority = atoi(PQgetvalue(r, k, 7));
         const char *dl = PQgetvalue(r, k, 8);
         pt->deadline_s = !strcmp(dl, "Infinity") ? KILN_SCHED_NO_DEADLINE : atof(dl);
+        kiln_sched_obs_t ob = {
+            .high_watermark = -1,
+            .committed = atoll(PQgetvalue(r, k, 10)),
+            .rows = atoll(PQgetvalue(r, k, 4)),
+            .rows_known = atoll(PQgetvalue(r, k, 9)),
+            .units_known = atof(PQgetvalue(r, k, 3)),
+            .max_units_known = atof(PQgetvalue(r, k, 5)),
+            .arrived_rows = atoll(PQgetvalue(r, k, 11)),
+            .arrived_rows_known = atoll(PQgetvalue(r, k, 12)),
+            .arrived_units_known = atof(PQgetvalue(r, k, 13)),
+        };
+        int kp = pt->partition;
+        if (kp >= 0 && kp < ks->n_est[m]) {
+            ob.high_watermark = ks->hw[m][kp];
+            if (ob.committed < ks->lw[m][kp]) /* nothing consumed yet, or retention */
+                ob.committed = ks->lw[m][kp];
+            kiln_sched_estimate(&ks->sp, &ks->est[m][kp], &ob, ks->mod_upj[m], ks->round_dt, pt);
+        } else { /* no bookkeeping (out of memory): the rows as they are */
+            kiln_sched_est_t e0 = {0};
+            kiln_sched_estimate(&ks->sp, &e0, &ob, ks->mod_upj[m], 0, pt);
+        }
+        rate += pt->rate_units_s;
     }
     int moved = 0, nlive = 0;
     for (int i = 0; i < f->n; i++)
@@ -301,6 +421,7 @@ static int kiln_scheduler_topic(kiln_scheduler_t *ks, int m, const kiln_fleet_t 
         kiln_metric_set(ks->m_jobs, KILN_LABELS(modality), jobs);
         kiln_metric_set(ks->m_units, KILN_LABELS(modality), units);
         kiln_metric_set(ks->m_age, KILN_LABELS(modality), age);
+        kiln_metric_set(ks->m_rate, KILN_LABELS(modality), rate);
         kiln_metric_set(ks->m_live, KILN_LABELS(modality), nlive);
         kiln_metric_set(ks->m_orphans, KILN_LABELS(modality), orphans);
         kiln_metrics_unlock(ks->mreg);
@@ -338,14 +459,71 @@ static int kiln_scheduler_topic(kiln_scheduler_t *ks, int m, const kiln_fleet_t 
     return moved;
 }
 
+/* Broker side of the inputs, outside the transaction: connects when needed
+ * (at most every 10 s) and reads every job topic's watermarks. */
+static void kiln_scheduler_kafka(kiln_scheduler_t *ks, double now) {
+    if (!ks->rk && now >= ks->kafka_retry_at) {
+        char e[256];
+        ks->rk = kiln_kafka_consumer_new(ks->conf, "kiln-scheduler", e, sizeof(e));
+        if (!ks->rk) {
+            KILN_LOG_DEBUG("no watermarks this round: %s", e);
+            ks->kafka_retry_at = now + 10;
+        }
+    }
+    int ok = ks->rk != NULL;
+    for (int m = 0; m < KILN_N_MODALITIES; m++)
+        kiln_scheduler_watermarks(ks, m, kiln_kafka_partitions(ks->conf, kiln_modalities[m]), &ok);
+    if (!ok && ks->rk) { /* reconnect later: the broker may have moved (embedded: new port) */
+        rd_kafka_destroy(ks->rk);
+        ks->rk = NULL;
+        ks->kafka_retry_at = now + 10;
+    }
+}
+
+/* A planning round on the far side of a gap (the first, one after failed
+ * rounds, or none for longer than the worker timeout): heartbeats may be
+ * stale because Postgres was unreachable, so every worker gets the timeout
+ * again from now (kiln_scheduler_fleet). */
+static int kiln_scheduler_after_gap(kiln_scheduler_t *ks, double now, char *errstr, size_t sz) {
+    double tmo = kiln_conf_get_int(ks->conf, "scheduler.worker_timeout_ms") / 1000.0;
+    if (!(ks->failed || ks->last_ok == 0 || now - ks->last_ok > tmo))
+        return 0;
+    PGresult *r = kiln_pg_execp(ks->pg, "SELECT now()::text", 0, NULL, errstr, sz);
+    if (!r)
+        return -1;
+    snprintf(ks->reachable_since, sizeof(ks->reachable_since), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (ks->last_ok > 0)
+        KILN_LOG_INFO("first planning round after a gap of %.1f s: workers get %.1f s to "
+                      "heartbeat before they are declared dead",
+                      now - ks->last_ok, tmo);
+    return 0;
+}
+
 int kiln_scheduler_tick(kiln_scheduler_t *ks, char *errstr, size_t errstr_size) {
+    double now = kiln_scheduler_now();
     if (kiln_pg_check(ks->pg) && PQstatus(ks->pg) != CONNECTION_OK) {
         snprintf(errstr, errstr_size, "could not reach Postgres");
+        ks->failed = 1;
         return -1;
     }
+    kiln_scheduler_kafka(ks, now);
+    ks->round_dt = ks->last_ok > 0 ? now - ks->last_ok : 0;
     kiln_fleet_t fleet = {0};
-    if (kiln_pg_exec(ks->pg, "BEGIN", errstr, errstr_size))
+    char round_ts[64] = "";
+    if (kiln_pg_exec(ks->pg, "BEGIN", errstr, errstr_size)) {
+        ks->failed = 1;
         return -1;
+    }
+    if (kiln_scheduler_after_gap(ks, now, errstr, errstr_size))
+        goto fail;
+    {
+        PGresult *tr = kiln_pg_execp(ks->pg, "SELECT now()::text", 0, NULL, errstr, errstr_size);
+        if (!tr)
+            goto fail;
+        snprintf(round_ts, sizeof(round_ts), "%s", PQgetvalue(tr, 0, 0));
+        PQclear(tr);
+    }
     if (kiln_scheduler_fleet(ks, &fleet, errstr, errstr_size))
         goto fail;
     json_t *desired = json_object(), *plan = json_object();
@@ -383,9 +561,13 @@ int kiln_scheduler_tick(kiln_scheduler_t *ks, char *errstr, size_t errstr_size) 
         goto fail;
     if (kiln_pg_exec(ks->pg, "COMMIT", errstr, errstr_size)) {
         kiln_fleet_free(&fleet);
+        ks->failed = 1;
         return -1;
     }
     kiln_fleet_free(&fleet);
+    ks->last_ok = now;
+    ks->failed = 0;
+    snprintf(ks->last_round, sizeof(ks->last_round), "%s", round_ts);
     if (total) {
         ks->rebalances++;
         kiln_metric_add(ks->m_rebalances, NULL, 1);
@@ -397,6 +579,7 @@ fail: {
     char e2[64];
     kiln_pg_exec(ks->pg, "ROLLBACK", e2, sizeof(e2));
     kiln_fleet_free(&fleet);
+    ks->failed = 1;
     return -1;
 }
 }
@@ -427,6 +610,13 @@ void kiln_scheduler_destroy(kiln_scheduler_t *ks) {
         free(ks->port_file);
     }
     PQfinish(ks->pg);
+    if (ks->rk)
+        rd_kafka_destroy(ks->rk);
+    for (int m = 0; m < KILN_N_MODALITIES; m++) {
+        free(ks->est[m]);
+        free(ks->hw[m]);
+        free(ks->lw[m]);
+    }
     kiln_conf_destroy(ks->conf);
     free(ks);
 }

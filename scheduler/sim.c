@@ -24,14 +24,23 @@
  *    scheduler sees (backlog from headers, measured EWMA throughput, owners);
  *  - static: partition i -> worker i mod N; a dead worker's partitions go
  *    round-robin to the live ones once it is noticed;
- *  - keda: one deployment per modality; every keda_poll_s, replicas =
- *    ceil(lag_messages / threshold), threshold = keda_target_s / mean job
- *    time of that modality's steady traffic (bursts excluded), between min
- *    replicas and the partition count, scale-down held for keda_stabilize_s
- *    (HPA). Pods go to free GPUs in index order and are ready after
- *    keda_pod_start_s plus the model load; the consumer group spreads a
- *    topic's partitions in ranges over the ready pods. A pod that is scaled
- *    down finishes its in-flight jobs.
+ *  - keda: one deployment per modality, a ScaledObject with a Kafka trigger
+ *    and the documented defaults (keda.sh/docs: ScaledObject spec, Apache
+ *    Kafka scaler; Kubernetes HPA): every keda_hpa_sync_s (HPA sync period,
+ *    15 s) the HPA sets replicas = ceil(lag_messages / lagThreshold),
+ *    lagThreshold = keda_target_s / mean job time of that modality's steady
+ *    traffic (bursts excluded: an operator's tuning), capped at the partition
+ *    count (allowIdleConsumers: false), skipped within the HPA's 10 %
+ *    tolerance, scale-up at most max(+100 %, +4 pods) per sync, scale-down
+ *    to the highest recommendation of the last keda_stabilize_s (300 s).
+ *    KEDA itself polls every keda_poll_s (pollingInterval, 30 s): it
+ *    activates a deployment at 0 replicas once lag > 0
+ *    (activationLagThreshold 0) and scales it to zero after keda_cooldown_s
+ *    (cooldownPeriod, 300 s) without lag (minReplicaCount 0). Pods go to
+ *    free GPUs in index order and are ready after keda_pod_start_s plus the
+ *    model load; the consumer group spreads a topic's partitions in ranges
+ *    over the ready pods. A pod that is scaled down finishes its in-flight
+ *    jobs.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -110,6 +119,7 @@ typedef struct kiln_sim_s {
     double *keda_hist_t;
     int keda_nhist, keda_caphist;
     int keda_target[M];
+    double keda_active_t[M]; /* last KEDA poll that saw lag (0 at start) */
     /* kiln scratch */
     kiln_sched_partition_t *snap_p;
     kiln_sched_worker_t snap_w[KILN_SIM_MAX_WORKERS];
@@ -547,24 +557,51 @@ static void kiln_sim_keda_poll_(kiln_sim_t *s) {
     int lag[M] = {0, 0, 0};
     for (int p = 0; p < wl->np; p++)
         lag[kiln_sim_part_mod(wl, p)] += s->parts[p].queued;
+    /* KEDA's own poll (pollingInterval) falls on every k-th HPA sync */
+    int per = (int)floor(wl->keda_poll_s / wl->keda_hpa_sync_s + 0.5);
+    int keda_poll = per <= 1 || (s->keda_nhist % per) == 0;
     double *row = &s->keda_hist[s->keda_nhist * M];
     s->keda_hist_t[s->keda_nhist++] = s->now;
     for (int m = 0; m < M; m++) {
+        int cur = s->keda_target[m];
+        if (keda_poll && lag[m] > 0)
+            s->keda_active_t[m] = s->now;
+        if (cur == 0) { /* KEDA: activation 0 -> 1 at its poll; the HPA is off */
+            row[m] = 0;
+            if (keda_poll && lag[m] > 0)
+                s->keda_target[m] = wl->keda_min_replicas > 1 ? wl->keda_min_replicas : 1;
+            continue;
+        }
+        if (keda_poll && wl->keda_min_replicas == 0 && lag[m] == 0 &&
+            s->now - s->keda_active_t[m] >= wl->keda_cooldown_s) {
+            row[m] = 0; /* KEDA: scale to zero after cooldownPeriod without lag */
+            s->keda_target[m] = 0;
+            continue;
+        }
+        /* HPA, AverageValue target: desired = ceil(lag / lagThreshold) */
         double threshold = wl->keda_target_s / wl->keda_mean_job_s[m];
         double d = ceil(lag[m] / threshold);
-        if (d < wl->keda_min_replicas)
-            d = wl->keda_min_replicas;
+        if (fabs(lag[m] / (threshold * cur) - 1.0) <= wl->keda_tolerance)
+            d = cur; /* within the HPA's tolerance: no change */
+        int lo = wl->keda_min_replicas > 1 ? wl->keda_min_replicas : 1;
+        if (d < lo)
+            d = lo;
         if (d > wl->nparts_mod[m])
             d = wl->nparts_mod[m];
         row[m] = d;
-        /* HPA: scale up at once, scale down to the max over the window */
-        double eff = d;
-        for (int i = s->keda_nhist - 1; i >= 0; i--) {
-            if (s->keda_hist_t[i] < s->now - wl->keda_stabilize_s)
-                break;
-            if (s->keda_hist[i * M + m] > eff)
-                eff = s->keda_hist[i * M + m];
-        }
+        /* HPA behavior defaults: scale up at most max(2 x, +4) per sync;
+         * scale down to the highest recommendation within the window */
+        double up = 2.0 * cur > cur + 4.0 ? 2.0 * cur : cur + 4.0;
+        double eff = d > up ? up : d;
+        if (d < cur)
+            for (int i = s->keda_nhist - 1; i >= 0; i--) {
+                if (s->keda_hist_t[i] < s->now - wl->keda_stabilize_s)
+                    break;
+                if (s->keda_hist[i * M + m] > eff)
+                    eff = s->keda_hist[i * M + m];
+            }
+        if (eff > cur && d < cur)
+            eff = cur;
         s->keda_target[m] = (int)eff;
     }
     kiln_sim_keda_reconcile_(s);
@@ -740,7 +777,7 @@ kiln_err_t kiln_sim_run(const kiln_sim_workload_t *wl, kiln_sim_policy_t pol,
         case KILN_EV_KEDA_POLL:
             kiln_sim_keda_poll_(&s);
             kiln_sim_dispatch_all_(&s);
-            kiln_sim_at_(&s, s.now + wl->keda_poll_s, KILN_EV_KEDA_POLL, 0, 0);
+            kiln_sim_at_(&s, s.now + wl->keda_hpa_sync_s, KILN_EV_KEDA_POLL, 0, 0);
             break;
         }
     }

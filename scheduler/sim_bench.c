@@ -179,13 +179,15 @@ static json_t *kiln_sim_json_params_(const kiln_sim_bench_opts_t *o) {
         json_object_set_new(
             j, "sim",
             json_pack("{s:i, s:i, s:[i,i,i], s:[f,f,f], s:[f,f,f], s:f, s:f, s:f, s:f, s:i, "
-                      "s:f, s:f, s:f, s:f, s:i}",
+                      "s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:i}",
                       "workers", wl->nw, "slots", wl->slots[0], "partitions", wl->nparts_mod[0],
                       wl->nparts_mod[1], wl->nparts_mod[2], "base_throughput", wl->base_tput[0],
                       wl->base_tput[1], wl->base_tput[2], "model_load_s", wl->swap_s[0],
                       wl->swap_s[1], wl->swap_s[2], "tick_s", wl->tick_s, "heartbeat_timeout_s",
                       wl->hb_timeout_s, "handoff_s", wl->handoff_s, "starve_s", wl->starve_s,
-                      "window", wl->window, "keda_poll_s", wl->keda_poll_s, "keda_pod_start_s",
+                      "window", wl->window, "keda_poll_s", wl->keda_poll_s, "keda_hpa_sync_s",
+                      wl->keda_hpa_sync_s, "keda_cooldown_s", wl->keda_cooldown_s,
+                      "keda_tolerance", wl->keda_tolerance, "keda_pod_start_s",
                       wl->keda_pod_start_s, "keda_stabilize_s", wl->keda_stabilize_s,
                       "keda_target_s", wl->keda_target_s, "keda_min_replicas",
                       wl->keda_min_replicas));

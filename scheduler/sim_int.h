@@ -52,12 +52,15 @@ struct kiln_sim_workload_s {
     double starve_s;     /* a worker swaps models once another modality waited this long */
     int window;          /* jobs a worker may run past a partition's committed offset */
 
-    /* KEDA-style baseline */
-    double keda_poll_s;        /* pollingInterval */
+    /* KEDA-style baseline (documented defaults, docs/scheduler.md) */
+    double keda_poll_s;        /* KEDA pollingInterval (activation, scale to zero): 30 s */
+    double keda_hpa_sync_s;    /* HPA sync period (scaling 1 <-> N): 15 s */
+    double keda_cooldown_s;    /* KEDA cooldownPeriod (to zero after no lag): 300 s */
+    double keda_tolerance;     /* HPA tolerance: 0.1 */
     double keda_pod_start_s;   /* pod scheduling + container start (model load added) */
-    double keda_stabilize_s;   /* HPA scale-down stabilization window */
+    double keda_stabilize_s;   /* HPA scale-down stabilization window: 300 s */
     double keda_target_s;      /* lagThreshold = target / mean job time */
-    int keda_min_replicas;
+    int keda_min_replicas;     /* minReplicaCount: 0 */
     double keda_mean_job_s[KILN_SCHED_MODALITIES]; /* operator's tuning: mean work_s of
                                                       the steady (non-burst) traffic */
 };

@@ -185,11 +185,20 @@ kiln_sim_workload_t *kiln_sim_workload_new_fleet(const char *name, uint64_t seed
     wl->handoff_s = 1.0;
     wl->starve_s = 120.0;
     wl->window = 16;
+    /* KEDA and HPA defaults: keda.sh/docs/latest/reference/scaledobject-spec
+     * (pollingInterval 30, cooldownPeriod 300, minReplicaCount 0), the Kafka
+     * scaler (replicas capped at the partition count unless allowIdleConsumers),
+     * Kubernetes HPA (sync period 15 s, tolerance 0.1, scale-down
+     * stabilization 300 s, scale-up max(100 %, 4 pods) per 15 s). lagThreshold
+     * (default 10 messages) is tuned to 120 s of steady work per replica. */
     wl->keda_poll_s = 30.0;
+    wl->keda_hpa_sync_s = 15.0;
+    wl->keda_cooldown_s = 300.0;
+    wl->keda_tolerance = 0.1;
     wl->keda_pod_start_s = 20.0;
     wl->keda_stabilize_s = 300.0;
     wl->keda_target_s = 120.0;
-    wl->keda_min_replicas = 1;
+    wl->keda_min_replicas = 0;
 
     int cap = 0;
     for (int k = 0; k < KILN_SIM_MAX_STREAMS && spec->streams[k].n > 0; k++)

@@ -324,6 +324,77 @@ static void test_ops(const kiln_kernels_t *kk) {
         free(w); free(b); free(x); free(wp); free(o); free(r);
     }
     SUB_TEST_PASS();
+
+    SUB_TEST(nm("data movement: embed, kv_append, gather_rows, add_rowbias, copy2d, "
+                "transpose (exact)", kk));
+    {
+        const int V = 11, P = 9, C = 21, N = 5, tmax = 13;
+        float *te = rnd((size_t)V * C), *pe = rnd((size_t)P * C), *o = rnd((size_t)N * C);
+        const int tok[5] = {3, 0, 10, 3, 7}, pos[5] = {0, 8, 4, 4, 2};
+        kk->embed(o, te, pe, tok, pos, N, C);
+        int bad = 0;
+        for (int r = 0; r < N; r++)
+            for (int c = 0; c < C; c++)
+                bad += o[r * C + c] != te[tok[r] * C + c] + pe[pos[r] * C + c];
+        TEST_CHECK(bad == 0, "embed: %d values differ", bad);
+        /* rows 0 and 1 append to one cache (columns 3 and 5), row 2 to another */
+        const int ldx = 3 * C, apos[3] = {3, 5, 0};
+        float *kv = rnd((size_t)3 * ldx), *kt0 = rnd((size_t)C * tmax), *v0 = rnd((size_t)tmax * C);
+        float *kt1 = rnd((size_t)C * tmax), *v1 = rnd((size_t)tmax * C);
+        float *kt0r = malloc(sizeof(float) * C * tmax), *v0r = malloc(sizeof(float) * tmax * C);
+        memcpy(kt0r, kt0, sizeof(float) * C * tmax);
+        memcpy(v0r, v0, sizeof(float) * tmax * C);
+        for (int r = 0; r < 2; r++)
+            for (int c = 0; c < C; c++) {
+                kt0r[c * tmax + apos[r]] = kv[r * ldx + C + c];
+                v0r[apos[r] * C + c] = kv[r * ldx + 2 * C + c];
+            }
+        float *kts[3] = {kt0, kt0, kt1}, *vs[3] = {v0, v0, v1};
+        kk->kv_append(kts, tmax, vs, C, kv + C, kv + 2 * C, ldx, apos, 3, C);
+        TEST_CHECK(!memcmp(kt0, kt0r, sizeof(float) * C * tmax) &&
+                       !memcmp(v0, v0r, sizeof(float) * tmax * C), "kv_append: shared cache");
+        bad = 0;
+        for (int c = 0; c < C; c++)
+            bad += kt1[c * tmax] != kv[2 * ldx + C + c] || v1[c] != kv[2 * ldx + 2 * C + c];
+        TEST_CHECK(bad == 0, "kv_append: second cache, %d values differ", bad);
+        const int idx[3] = {4, 0, 2};
+        float *g = malloc(sizeof(float) * 3 * C);
+        kk->gather_rows(g, o, idx, 3, C);
+        bad = 0;
+        for (int i = 0; i < 3; i++)
+            bad += memcmp(g + i * C, o + idx[i] * C, sizeof(float) * C) != 0;
+        TEST_CHECK(bad == 0, "gather_rows: %d rows differ", bad);
+        float *x = rnd((size_t)C * tmax), *x0 = malloc(sizeof(float) * C * tmax), *b = rnd(C);
+        memcpy(x0, x, sizeof(float) * C * tmax);
+        kk->add_rowbias(x, b, C, tmax);
+        bad = 0;
+        for (int n = 0; n < C; n++)
+            for (int t = 0; t < tmax; t++)
+                bad += x[n * tmax + t] != x0[n * tmax + t] + b[n];
+        TEST_CHECK(bad == 0, "add_rowbias: %d values differ", bad);
+        /* copy2d: 4 rows of 6 floats, strides 13 and 21; the gaps stay */
+        float *d2 = rnd((size_t)4 * 13), *d20 = malloc(sizeof(float) * 4 * 13);
+        memcpy(d20, d2, sizeof(float) * 4 * 13);
+        kk->copy2d(d2, 13, x, 21, 4, 6);
+        bad = 0;
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 13; j++)
+                bad += d2[i * 13 + j] != (j < 6 ? x[i * 21 + j] : d20[i * 13 + j]);
+        TEST_CHECK(bad == 0, "copy2d: %d values differ", bad);
+        kk->copy2d(d2, 6, x, 6, 4, 6);
+        TEST_CHECK(!memcmp(d2, x, sizeof(float) * 24), "copy2d: contiguous");
+        float *tr = malloc(sizeof(float) * C * tmax);
+        kk->transpose(tr, x, C, tmax);
+        bad = 0;
+        for (int r = 0; r < C; r++)
+            for (int c = 0; c < tmax; c++)
+                bad += tr[c * C + r] != x[r * tmax + c];
+        TEST_CHECK(bad == 0, "transpose: %d values differ", bad);
+        free(te); free(pe); free(o); free(kv); free(kt0); free(v0); free(kt1); free(v1);
+        free(kt0r); free(v0r); free(g); free(x); free(x0); free(b); free(d2); free(d20);
+        free(tr);
+    }
+    SUB_TEST_PASS();
 }
 
 /* ---- the fast backend at model sizes, its math, and the pool ------------- */

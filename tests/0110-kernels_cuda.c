@@ -14,6 +14,8 @@
  *   1e-5   matmul/conv1d with "tf32" or "fp16" inputs (10-11 mantissa bits:
  *          relative error per product ~5e-4, NMSE ~1e-7);
  *   1e-4   with "bf16" inputs (8 bits: ~4e-3 per product, NMSE ~1e-5).
+ *   0      the data movement ops (embed, kv_append, gather_rows, add_rowbias,
+ *          copy2d, transpose): exact.
  * Each output buffer has 64 sentinel floats before and after it that must
  * come back untouched (overflow check). On a mismatch the first values are
  * printed. The shapes cover several blocks and ragged edges (the kernels
@@ -144,6 +146,105 @@ static void test_matmul(const char *prec, double tol) {
     G->free(db);
     free(x); free(w); free(b); free(r); free(o);
     G->set_precision("fp32");
+    SUB_TEST_PASS();
+}
+
+/* Device copy of n host ints (or pointers: bytes). */
+static void *up_bytes(const void *h, size_t bytes) {
+    void *d = G->alloc(bytes);
+    TEST_ASSERT(d != NULL, "device alloc of %zu bytes", bytes);
+    G->upload(d, h, bytes);
+    return d;
+}
+
+/*
+ * The decoder step's data movement at large-v3 widths (C 1280, a 448-column
+ * self cache, a 1500-column window): exact (NMSE 0), since the ops only
+ * move floats (embed and add_rowbias add once, as the CPU does).
+ */
+static void test_copy_ops(void) {
+    SUB_TEST("data movement: embed, kv_append, gather_rows, add_rowbias, copy2d, transpose");
+    const int V = 51866, P = 448, C = 1280, N = 6, tmax = 448, Ta = 1500, M = 128, T0 = 3000;
+    const int tok[6] = {50258, 0, 51865, 50258, 7, 220}, pos[6] = {0, 447, 4, 4, 2, 100};
+    float *te = rnd((size_t)V * C, 1), *pe = rnd((size_t)P * C, 1);
+    float *r = malloc(sizeof(float) * N * C), *o;
+    R->embed(r, te, pe, tok, pos, N, C);
+    float *dte = up(te, (size_t)V * C), *dpe = up(pe, (size_t)P * C), *d = out_buf((size_t)N * C);
+    int *dtok = up_bytes(tok, sizeof(tok)), *dpos = up_bytes(pos, sizeof(pos));
+    G->embed(d, dte, dpe, dtok, dpos, N, C);
+    TIME("embed 6 rows x 1280", G->embed(d, dte, dpe, dtok, dpos, N, C));
+    o = down(d, (size_t)N * C, "embed");
+    cmp("embed 6 x 1280", o, r, (size_t)N * C, 0);
+    free(o);
+    /* gather rows 5, 0, 3 of the embedding output */
+    const int idx[3] = {5, 0, 3};
+    float *g = malloc(sizeof(float) * 3 * C);
+    R->gather_rows(g, r, idx, 3, C);
+    float *dr = up(r, (size_t)N * C);
+    int *didx = up_bytes(idx, sizeof(idx));
+    d = out_buf((size_t)3 * C);
+    G->gather_rows(d, dr, didx, 3, C);
+    o = down(d, (size_t)3 * C, "gather_rows");
+    cmp("gather_rows 3 x 1280", o, g, (size_t)3 * C, 0);
+    free(o);
+    /* kv_append: rows 0 and 1 into cache A (columns 0 and 447), row 2 into B */
+    const int ldx = 3 * C, apos[3] = {0, 447, 4};
+    float *kv = rnd((size_t)3 * ldx, 1);
+    size_t nk = (size_t)C * tmax;
+    float *kA = rnd(nk, 1), *vA = rnd(nk, 1), *kB = rnd(nk, 1), *vB = rnd(nk, 1);
+    float *dkA = up(kA, nk), *dvA = up(vA, nk), *dkB = up(kB, nk), *dvB = up(vB, nk);
+    float *hk[3] = {kA, kA, kB}, *hv[3] = {vA, vA, vB};
+    float *pk[3] = {dkA, dkA, dkB}, *pv[3] = {dvA, dvA, dvB};
+    float **dpk = up_bytes(pk, sizeof(pk)), **dpv = up_bytes(pv, sizeof(pv));
+    int *dapos = up_bytes(apos, sizeof(apos));
+    float *dkv = up(kv, (size_t)3 * ldx);
+    R->kv_append(hk, tmax, hv, C, kv + C, kv + 2 * C, ldx, apos, 3, C);
+    G->kv_append(dpk, tmax, dpv, C, dkv + C, dkv + 2 * C, ldx, dapos, 3, C);
+    TIME("kv_append 3 rows x 1280", G->kv_append(dpk, tmax, dpv, C, dkv + C, dkv + 2 * C, ldx,
+                                                 dapos, 3, C));
+    const float *host[4] = {kA, vA, kB, vB};
+    float *dev[4] = {dkA, dvA, dkB, dvB};
+    float *back = malloc(sizeof(float) * nk);
+    for (int i = 0; i < 4; i++) {
+        G->sync();
+        G->download(back, dev[i], sizeof(float) * nk);
+        cmp("kv_append caches", back, host[i], nk, 0);
+    }
+    /* add_rowbias on a cross K^T [C, Ta]; copy2d of 5 columns of it */
+    float *x = rnd((size_t)C * Ta, 1), *b = rnd(C, 1);
+    float *dx = up(x, (size_t)C * Ta), *db = up(b, C);
+    R->add_rowbias(x, b, C, Ta);
+    G->add_rowbias(dx, db, C, Ta);
+    free(back);
+    back = malloc(sizeof(float) * C * Ta);
+    G->sync();
+    G->download(back, dx, sizeof(float) * C * Ta);
+    cmp("add_rowbias 1280 x 1500", back, x, (size_t)C * Ta, 0);
+    float *c2 = malloc(sizeof(float) * C * tmax);
+    memcpy(c2, kB, sizeof(float) * nk);
+    R->copy2d(c2, tmax, back, Ta, C, 5);
+    d = out_buf(nk);
+    G->upload(d, kB, sizeof(float) * nk);
+    G->copy2d(d, tmax, dx, Ta, C, 5);
+    o = down(d, nk, "copy2d");
+    cmp("copy2d 1280 rows x 5 columns", o, c2, nk, 0);
+    free(o);
+    TIME("add_rowbias 1280 x 1500", G->add_rowbias(dx, db, C, Ta)); /* after its checks */
+    /* transpose of a mel window [M, 3000] -> [3000, M] */
+    float *mel = rnd((size_t)M * T0, 1), *mt = malloc(sizeof(float) * M * T0);
+    R->transpose(mt, mel, M, T0);
+    float *dmel = up(mel, (size_t)M * T0);
+    d = out_buf((size_t)M * T0);
+    G->transpose(d, dmel, M, T0);
+    TIME("transpose 128 x 3000", G->transpose(d, dmel, M, T0));
+    o = down(d, (size_t)M * T0, "transpose");
+    cmp("transpose 128 x 3000", o, mt, (size_t)M * T0, 0);
+    free(o);
+    G->free(dte); G->free(dpe); G->free(dtok); G->free(dpos); G->free(dr); G->free(didx);
+    G->free(dkA); G->free(dvA); G->free(dkB); G->free(dvB); G->free(dpk); G->free(dpv);
+    G->free(dapos); G->free(dkv); G->free(dx); G->free(db); G->free(dmel);
+    free(te); free(pe); free(r); free(g); free(kv); free(kA); free(vA); free(kB); free(vB);
+    free(back); free(x); free(b); free(c2); free(mel); free(mt);
     SUB_TEST_PASS();
 }
 
@@ -336,5 +437,7 @@ int main(void) {
         free(fr); free(pw); free(fb); free(r); free(o);
     }
     SUB_TEST_PASS();
+
+    test_copy_ops();
     return TEST_DONE();
 }

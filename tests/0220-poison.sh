@@ -37,6 +37,10 @@ check "input outside the store rejected" bash -c "[[ \"$(dead bad-uri)\" == BAD_
 check "too deep JSON dead" eq "$(q "SELECT count(*) FROM jobs WHERE id LIKE 'invalid:%' AND error = 'TOO_LARGE' AND error_detail LIKE '%nests 41 deep%'")" 1
 check "invalid JSON dead" eq "$(q "SELECT count(*) FROM jobs WHERE id LIKE 'invalid:%' AND error = 'BAD_JOB' AND error_detail LIKE 'invalid JSON%'")" 1
 check "8 dead rows" eq "$(q "SELECT count(*) FROM jobs WHERE status='dead'")" 8
+# a dead row commits with its dlq_outbox row; the worker produces the dead
+# letter right after COMMIT and then deletes the row
+outbox_empty() { [ "$(q "SELECT count(*) FROM dlq_outbox")" = 0 ]; }
+check "dead letters delivered (outbox empty)" wait_until 30 outbox_empty
 "$CONSUME" "$(broker_addr)" kiln.transcribe.dlq > "$TMPROOT/dlq" 2>/dev/null
 check "8 DLQ messages" eq "$(wc -l < "$TMPROOT/dlq")" 8
 check "DLQ headers carry the reason" eq "$(grep -c 'kiln-error=.*kiln-error-detail=.*kiln-attempts=' "$TMPROOT/dlq")" 8

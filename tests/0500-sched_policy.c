@@ -346,6 +346,147 @@ static void test_args(void) {
     SUB_TEST_PASS();
 }
 
+static void test_modality_fleet(void) {
+    SUB_TEST("each modality's partitions go to live workers serving it; desired per modality");
+    /* w0, w1 transcribe; w2 speak (fast); w3 speak but dead; w4 image */
+    kiln_sched_worker_t all[5] = {worker(100, T_), worker(100, T_), worker(300, S_),
+                                  worker(300, S_), worker(100, I_)};
+    all[3].alive = 0;
+    kiln_sched_partition_t tp[4], sp_[4];
+    for (int i = 0; i < 4; i++) {
+        tp[i] = part(T_, i, 3000, -1);
+        sp_[i] = part(S_, i, 3000, i % 2 ? 3 : -1); /* half owned by the dead speaker */
+    }
+    kiln_sched_params_t prm = params();
+    kiln_sched_worker_t ws[5];
+    int at[4], as[4], dt[KILN_SCHED_MODALITIES], ds[KILN_SCHED_MODALITIES];
+    TEST_CHECK(kiln_sched_modality_fleet(all, 5, T_, ws) == 2, "%s", "");
+    TEST_ASSERT(kiln_sched_plan(&prm, tp, 4, ws, 5, at, NULL) == KILN_OK, "%s", "");
+    TEST_ASSERT(kiln_sched_desired_workers(&prm, tp, 4, ws, 5, dt) == KILN_OK, "%s", "");
+    for (int i = 0; i < 4; i++)
+        TEST_CHECK(at[i] == 0 || at[i] == 1, "transcribe partition %d on worker %d", i, at[i]);
+    TEST_CHECK(kiln_sched_modality_fleet(all, 5, S_, ws) == 1, "%s", "");
+    TEST_ASSERT(kiln_sched_plan(&prm, sp_, 4, ws, 5, as, NULL) == KILN_OK, "%s", "");
+    TEST_ASSERT(kiln_sched_desired_workers(&prm, sp_, 4, ws, 5, ds) == KILN_OK, "%s", "");
+    for (int i = 0; i < 4; i++)
+        TEST_CHECK(as[i] == 2, "speak partition %d on worker %d (only w2 serves speak)", i, as[i]);
+    /* 12000 units: transcribe workers drain 100/s -> 12000 / (100 x 300 s) = 0.4 -> 1;
+     * the speak fleet 300/s likewise 1; image has nothing queued here */
+    prm.target_drain_s = 20; /* 12000 / (100 x 20) = 6 -> capped at 4; 12000 / (300 x 20) = 2 */
+    TEST_ASSERT(kiln_sched_modality_fleet(all, 5, T_, ws) == 2, "%s", "");
+    TEST_ASSERT(kiln_sched_desired_workers(&prm, tp, 4, ws, 5, dt) == KILN_OK, "%s", "");
+    TEST_ASSERT(kiln_sched_modality_fleet(all, 5, S_, ws) == 1, "%s", "");
+    TEST_ASSERT(kiln_sched_desired_workers(&prm, sp_, 4, ws, 5, ds) == KILN_OK, "%s", "");
+    TEST_CHECK(dt[T_] == 4, "desired transcribe %d (want 4, capped)", dt[T_]);
+    TEST_CHECK(ds[S_] == 2, "desired speak %d (want 2)", ds[S_]);
+    TEST_CHECK(ds[T_] == 0 && ds[I_] == 0 && dt[S_] == 0, "other modalities 0");
+    /* nobody serves image: no owner */
+    kiln_sched_partition_t ip = part(I_, 0, 100, -1);
+    all[4].alive = 0;
+    TEST_CHECK(kiln_sched_modality_fleet(all, 5, I_, ws) == 0, "%s", "");
+    int ai = 7;
+    TEST_ASSERT(kiln_sched_plan(&prm, &ip, 1, ws, 5, &ai, NULL) == KILN_OK, "%s", "");
+    TEST_CHECK(ai == -1, "image partition on %d with no image worker", ai);
+    TEST_CHECK(kiln_sched_modality_fleet(all, 5, 3, ws) == -1, "%s", "");
+    SUB_TEST_PASS();
+}
+
+static kiln_sched_obs_t obs_rows(int64_t rows, int64_t known, double units) {
+    kiln_sched_obs_t o;
+    memset(&o, 0, sizeof(o));
+    o.high_watermark = -1;
+    o.committed = -1;
+    o.rows = rows;
+    o.rows_known = known;
+    o.units_known = units;
+    o.max_units_known = known ? units / known : 0;
+    return o;
+}
+
+static void test_estimator(void) {
+    SUB_TEST("backlog of jobs without work units, arrival rate from watermarks and rows");
+    kiln_sched_params_t prm = kiln_sched_default_params();
+    prm.default_job_units[T_] = 7;
+    kiln_sched_est_t est;
+    kiln_sched_partition_t pt;
+    memset(&est, 0, sizeof(est));
+    memset(&pt, 0, sizeof(pt));
+    pt.modality = T_;
+    /* 10 rows, 4 with 60 units each: the other 6 are estimated at 60 */
+    kiln_sched_obs_t o = obs_rows(10, 4, 240);
+    kiln_sched_estimate(&prm, &est, &o, 0, 0, &pt);
+    TEST_CHECK(fabs(pt.backlog_units - 600) < 1e-9, "backlog %.1f (want 600)", pt.backlog_units);
+    TEST_CHECK(pt.queued_jobs == 10 && fabs(pt.max_job_units - 60) < 1e-9, "%s", "");
+    TEST_CHECK(pt.rate_units_s == 0 && est.samples == 0, "no rate sample without dt");
+    /* messages without rows (foreign producer): lag 25, 10 rows -> 15 more at 60 */
+    o.high_watermark = 125;
+    o.committed = 100;
+    kiln_sched_estimate(&prm, &est, &o, 0, 0, &pt);
+    TEST_CHECK(fabs(pt.backlog_units - 1500) < 1e-9, "backlog %.1f (want 1500)", pt.backlog_units);
+    TEST_CHECK(pt.queued_jobs == 25, "queued %lld (want 25)", (long long)pt.queued_jobs);
+    /* no known job in the partition now: its remembered mean (60), else the
+     * modality's mean, else the configured default */
+    kiln_sched_obs_t o2 = obs_rows(0, 0, 0);
+    o2.high_watermark = 135;
+    o2.committed = 125;
+    kiln_sched_estimate(&prm, &est, &o2, 500, 2.0, &pt);
+    TEST_CHECK(fabs(pt.backlog_units - 600) < 1e-9, "remembered mean: %.1f (want 600)",
+               pt.backlog_units);
+    /* watermark grew by 10 messages in 2 s, no rows: 10 x 60 / 2 = 300 units/s (first sample) */
+    TEST_CHECK(fabs(pt.rate_units_s - 300) < 1e-9, "rate %.2f (want 300)", pt.rate_units_s);
+    kiln_sched_est_t fresh;
+    memset(&fresh, 0, sizeof(fresh));
+    kiln_sched_estimate(&prm, &fresh, &o2, 500, 2.0, &pt);
+    TEST_CHECK(fabs(pt.backlog_units - 5000) < 1e-9, "modality mean: %.1f (want 5000)",
+               pt.backlog_units);
+    memset(&fresh, 0, sizeof(fresh));
+    kiln_sched_estimate(&prm, &fresh, &o2, 0, 2.0, &pt);
+    TEST_CHECK(fabs(pt.backlog_units - 70) < 1e-9, "default: %.1f (want 70)", pt.backlog_units);
+    TEST_CHECK(fabs(kiln_sched_units_per_job(&prm, T_, NULL, NULL, 0) - 7) < 1e-9, "%s", "");
+    /* EWMA: a steady 100 units/s converges, a stop decays with tau */
+    memset(&est, 0, sizeof(est));
+    prm.rate_tau_s = 10;
+    kiln_sched_obs_t o3 = obs_rows(0, 0, 0);
+    o3.arrived_rows = 10;
+    o3.arrived_rows_known = 10;
+    o3.arrived_units_known = 100; /* per 1 s round, no broker: rows only */
+    for (int i = 0; i < 60; i++)
+        kiln_sched_estimate(&prm, &est, &o3, 0, 1.0, &pt);
+    TEST_CHECK(fabs(pt.rate_units_s - 100) < 1e-6, "steady rate %.3f (want 100)", pt.rate_units_s);
+    o3.arrived_rows = o3.arrived_rows_known = 0;
+    o3.arrived_units_known = 0;
+    for (int i = 0; i < 10; i++)
+        kiln_sched_estimate(&prm, &est, &o3, 0, 1.0, &pt);
+    TEST_CHECK(fabs(pt.rate_units_s - 100 * exp(-1.0)) < 1e-6, "after one tau %.3f (want %.3f)",
+               pt.rate_units_s, 100 * exp(-1.0));
+    /* watermark + rows: 5 new rows with 50 units, 3 more foreign messages at the mean (10) */
+    memset(&est, 0, sizeof(est));
+    prm.rate_tau_s = 30;
+    kiln_sched_obs_t o4 = obs_rows(0, 0, 0);
+    o4.high_watermark = 1000;
+    o4.committed = 1000;
+    kiln_sched_estimate(&prm, &est, &o4, 0, 1.0, &pt);
+    TEST_CHECK(est.samples == 0, "first watermark: no sample");
+    o4.high_watermark = 1008;
+    o4.arrived_rows = o4.arrived_rows_known = 5;
+    o4.arrived_units_known = 50;
+    kiln_sched_estimate(&prm, &est, &o4, 0, 4.0, &pt);
+    TEST_CHECK(fabs(pt.rate_units_s - 80.0 / 4) < 1e-9, "rate %.3f (want 20)", pt.rate_units_s);
+    o4.high_watermark = 5; /* topic recreated */
+    kiln_sched_estimate(&prm, &est, &o4, 0, 4.0, &pt);
+    TEST_CHECK(est.samples == 1 && est.last_hw == 5, "a watermark going back takes no sample");
+    /* broker unreachable for a round: rows only, then the watermark primes again */
+    kiln_sched_obs_t o5 = obs_rows(0, 0, 0);
+    o5.arrived_rows = o5.arrived_rows_known = 2;
+    o5.arrived_units_known = 20;
+    kiln_sched_estimate(&prm, &est, &o5, 0, 4.0, &pt);
+    TEST_CHECK(est.samples == 2 && !est.have_hw, "rows-only round sampled, watermark unprimed");
+    o4.high_watermark = 500; /* far ahead: must not count the outage's messages twice */
+    kiln_sched_estimate(&prm, &est, &o4, 0, 4.0, &pt);
+    TEST_CHECK(est.samples == 2 && est.have_hw && est.last_hw == 500, "re-primed, no sample");
+    SUB_TEST_PASS();
+}
+
 int main(void) {
     test_all_assigned();
     test_dead_worker();
@@ -357,5 +498,7 @@ int main(void) {
     test_long_job();
     test_desired();
     test_args();
+    test_modality_fleet();
+    test_estimator();
     return TEST_DONE();
 }

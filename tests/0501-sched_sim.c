@@ -137,6 +137,15 @@ static void test_bench_output(void) {
         json_array_foreach(res, k, r) check_fields(r, "policy", "drain_s");
     }
     TEST_CHECK(json_array_size(json_object_get(root, "scaling")) >= 3, "scaling sizes");
+    /* the keda baseline runs at KEDA's and the HPA's documented defaults */
+    json_t *sim = json_object_get(json_object_get(root, "params"), "sim");
+    static const struct { const char *k; double v; } kd[] = {
+        {"keda_poll_s", 30}, {"keda_hpa_sync_s", 15}, {"keda_cooldown_s", 300},
+        {"keda_stabilize_s", 300}, {"keda_tolerance", 0.1}, {"keda_min_replicas", 0}};
+    for (size_t i = 0; i < sizeof(kd) / sizeof(kd[0]); i++)
+        TEST_CHECK(fabs(json_number_value(json_object_get(sim, kd[i].k)) - kd[i].v) < 1e-9,
+                   "%s = %g (documented default %g)", kd[i].k,
+                   json_number_value(json_object_get(sim, kd[i].k)), kd[i].v);
     json_decref(root);
     free(a);
     free(b);

@@ -130,6 +130,6 @@ check "control: without row-level security $A would see $B's jobs" eq "$(psql "$
 # ---- the migration is idempotent (roles are per cluster: a second database runs it again)
 check "004_roles.sql runs again cleanly" \
     bash -c "psql '$(pgconn)' -X -q -v ON_ERROR_STOP=1 -f '$KILN_SRC/schema/004_roles.sql' 2>&1 | { ! grep -q .; }"
-check "still 2 policies on each of the 5 tables" \
-    eq "$(q "SELECT count(*) FROM pg_policy WHERE polname IN ('kiln_services', 'kiln_analyst_tenant')")" 10
+check "still 2 policies on each of the 6 tables (004 + speech)" \
+    eq "$(q "SELECT count(*) FROM pg_policy WHERE polname IN ('kiln_services', 'kiln_analyst_tenant')")" 12
 finish

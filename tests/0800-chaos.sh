@@ -7,8 +7,8 @@
 # (`kiln broker` fault injection through run/broker.ctl).
 # Afterwards: every job has exactly one terminal row, no duplicate result or
 # artifact rows, stored offsets equal the high watermarks, the DLQ holds
-# exactly the poison jobs (a repeat only from a later attempt), and a summary
-# line reports lost=0 duplicates=0.
+# exactly the poison jobs, each once (the dlq_outbox, docs/chaos.md), and a
+# summary line reports dlq_repeats=0 lost=0 duplicates=0.
 #
 # Knobs: CHAOS_JOBS, CHAOS_SECONDS (nominal processing time the pace engine
 # is tuned to), CHAOS_SEED (the chaos loop's random choices), CHAOS_ENGINE,
@@ -270,24 +270,40 @@ check "stored offsets equal the high watermarks (messages ${hw:-?}, backlog ${ba
   eq "${backlog:-?}/$stored" "0/${hw:-?}"
 check "every message accounted for (messages >= jobs)" test "${hw:-0}" -ge "$total"
 
-# the DLQ holds exactly the poison jobs. A job is dead-lettered again only
-# by a later attempt: a worker that crashed, or lost its partition in a
-# Postgres restart, between the DLQ delivery and its COMMIT (at-least-once,
-# docs/chaos.md); never twice by one attempt.
+# the DLQ holds exactly the poison jobs, each exactly once: dead letters go
+# through the dlq_outbox table, committed with the dead row and produced
+# after COMMIT; an orphaned row (its worker was killed) is sent by another
+# worker's relay only after a scan of the DLQ for its kiln-outbox-id
+# (docs/chaos.md). Wait until the outbox is empty; a relay runs at the start
+# of a batch, so an idle fleet gets a job now and then.
+outbox_left() { q "SELECT count(*) FROM dlq_outbox" 2>/dev/null; }
+POKES=0
+outbox_drained() {
+  [ "$(outbox_left)" = 0 ] && return 0
+  POKES=$((POKES + 1))
+  "$KILN" submit --tenant chaos --id "chaos-poke-$POKES" "$TMPROOT/a.wav" > /dev/null 2>&1
+  sleep 1
+  [ "$(outbox_left)" = 0 ]
+}
+check "every dead letter sent (dlq_outbox empty; $(outbox_left) row(s) after the drain)" \
+  wait_until 60 outbox_drained
+[ "$POKES" -gt 0 ] && wait_until 30 all_terminal > /dev/null # the pokes, before `lost` is counted
 "$CONSUME" "$(broker_addr)" kiln.transcribe.dlq > "$TMPROOT/dlq" 2>/dev/null
 awk -F'\t' '{ a = $4; sub(/.*kiln-attempts=/, "", a); sub(/;.*/, "", a); print $3 "\t" a }' "$TMPROOT/dlq" |
   sort > "$TMPROOT/dlq.keys"
 sort "$TMPROOT/poison.expected" > "$TMPROOT/poison.sorted"
-check "DLQ holds exactly the $P poison jobs" diff <(cut -f1 "$TMPROOT/dlq.keys" | sort -u) "$TMPROOT/poison.sorted"
+check "DLQ holds exactly the $P poison jobs, each once" diff <(cut -f1 "$TMPROOT/dlq.keys") "$TMPROOT/poison.sorted"
 dlq_repeats=$(( $(wc -l < "$TMPROOT/dlq.keys") - P ))
-check "no DLQ message repeated within one attempt" eq "$(uniq -d "$TMPROOT/dlq.keys" | wc -l)" 0
+check "every DLQ message has its own kiln-outbox-id" eq \
+  "$(grep -o 'kiln-outbox-id=[0-9]*' "$TMPROOT/dlq" | sort -u | wc -l)" "$(wc -l < "$TMPROOT/dlq")"
 if [ "$dlq_repeats" -gt 0 ]; then
-  echo "# $dlq_repeats DLQ repeat(s) from later attempts:"
+  echo "# $dlq_repeats DLQ repeat(s):"
   cut -f1 "$TMPROOT/dlq.keys" | uniq -d | while read -r k; do
     grep -P "\t$k\t" "$TMPROOT/dlq" | cut -f1-4 | sed 's/^/#   dlq: /'
     grep -h -- "job $k -> " "$KILN_STACK_DIR"/log/worker-w*.log | sed 's/^/#   /'
   done
 fi
+echo "# dead letters relayed after a worker died: $(cat "$KILN_STACK_DIR"/log/worker-w*.log | grep -c 'outbox relay: sent'), found already sent: $(cat "$KILN_STACK_DIR"/log/worker-w*.log | grep -c 'not sent again'); pokes: $POKES"
 
 broker_ctl status > /dev/null
 echo "# broker: $(cat "$CTL.reply")"
@@ -298,5 +314,5 @@ check "workers retried through the Postgres restarts" grep -qi 'retrying\|could 
 dups=$((dup_tr + dup_art))
 lost=$(( n_lost + $(q "SELECT count(*) FROM jobs WHERE status NOT IN ('done', 'dead')") ))
 check "chaos: jobs=$total done=$n_done poison=$n_dead kills=$kills pg_restarts=$pg_restarts broker_outages=$outages request_errors=$request_errors requeued=${requeued:-0} dlq_repeats=$dlq_repeats lost=$lost duplicates=$dups (${chaos_s}s)" \
-  test "$lost" -eq 0 -a "$dups" -eq 0
+  test "$lost" -eq 0 -a "$dups" -eq 0 -a "$dlq_repeats" -eq 0
 finish

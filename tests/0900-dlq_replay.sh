@@ -22,6 +22,11 @@ printf 'bad-deep\t{"id":"bad-deep","modality":"transcribe","input":{"uri":"x"},"
     "$(printf '[%.0s' $(seq 40))" "$(printf ']%.0s' $(seq 40))" \
   | "$RAW" "$(broker_addr)" kiln.transcribe.jobs 2>/dev/null
 check "all jobs terminal" wait_until 60 all_terminal
+# a dead row commits with its dlq_outbox row; the worker produces the dead
+# letter right after COMMIT and then deletes the row
+outbox_empty() { [ "$(q "SELECT count(*) FROM dlq_outbox")" = 0 ]; }
+four_and_sent() { [ "$(q "SELECT count(*) FROM jobs")" = 4 ] && all_terminal && outbox_empty; }
+check "4 jobs terminal, dead letters delivered" wait_until 30 four_and_sent
 check "big file dead TOO_LARGE" eq "$(q "SELECT status || ' ' || error FROM jobs WHERE id='big-1'")" "dead TOO_LARGE"
 check "unparsable message dead TOO_LARGE without an id" \
     eq "$(q "SELECT count(*) FROM jobs WHERE id LIKE 'invalid:%' AND error='TOO_LARGE'")" 1
@@ -46,6 +51,7 @@ check "dry run leaves the row dead" eq "$(q "SELECT status FROM jobs WHERE id='b
 check "replay --id big-1 replays it" grep -q '^replayed 1 job(s)' "$OUT"
 check "it dies again with the limit unchanged" wait_until 30 bash -c \
     "[ \"\$(psql '$(pgconn)' -At -c \"SELECT status || ' ' || attempts FROM jobs WHERE id='big-1'\")\" = 'dead 1' ]"
+wait_until 30 outbox_empty
 "$CONSUME" "$(broker_addr)" kiln.transcribe.dlq > "$TMPROOT/dlq" 2>/dev/null
 check "the DLQ holds big-1 twice" eq "$(grep -c $'^[0-9]*\t[0-9]*\tbig-1\t' "$TMPROOT/dlq")" 2
 

@@ -8,13 +8,14 @@
  *  3. fetch input (retrying transient store errors within the retry
  *     budget), decode audio, run the engine on the whole batch;
  *  4. write artifacts under deterministic keys (results/<tenant>/<id>/...);
- *  5+6. ONE transaction: fence check per partition (FOR SHARE); while the
- *     fence holds, dead-lettered jobs go to the DLQ (delivery awaited; a
- *     retry does not produce them again); result rows (ON CONFLICT DO
- *     NOTHING), job status, next offset per partition. A worker that dies
- *     between the DLQ delivery and COMMIT dead-letters the job again on its
- *     next attempt: the DLQ is at-least-once (docs/chaos.md);
+ *  5+6. ONE transaction: fence check per partition (FOR SHARE); dead
+ *     letters staged in the dlq_outbox table (workers/dlq_outbox.c); dead
+ *     job rows, result rows (ON CONFLICT DO NOTHING), job status, next
+ *     offset per partition. After COMMIT the staged dead letters are
+ *     produced and their rows deleted: the DLQ is exactly-once
+ *     (docs/chaos.md);
  *  7. after commit: completion events to <prefix>.events.
+ * Speak workers run steps 3 and 4 and their speech rows in workers/batch_speak.c.
  * Postgres or store outages in steps 4-6 are retried with capped backoff
  * until they succeed or the worker is stopped (then nothing is committed and
  * the messages are consumed again).
@@ -32,11 +33,6 @@
 
 /* ---- small helpers ---- */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} kiln_sbuf_t;
-
 static void kiln_sbuf_add(kiln_sbuf_t *sb, const char *s, size_t n) {
     if (sb->len + n + 1 > sb->cap) {
         sb->cap = (sb->len + n + 1) * 2;
@@ -50,7 +46,7 @@ static void kiln_sbuf_add(kiln_sbuf_t *sb, const char *s, size_t n) {
 }
 
 /* Appends one element to a Postgres text[] literal being built in \p sb. */
-static void kiln_pg_array_add(kiln_sbuf_t *sb, const char *v) {
+void kiln_pg_array_add(kiln_sbuf_t *sb, const char *v) {
     kiln_sbuf_add(sb, sb->len ? ",\"" : "{\"", 2);
     for (const char *c = v; *c; c++) {
         if (*c == '"' || *c == '\\')
@@ -79,14 +75,26 @@ static void kiln_wjob_fail(kiln_wjob_t *j, kiln_err_t err, const char *fmt, cons
     snprintf(j->errstr, sizeof(j->errstr), fmt, detail);
 }
 
+double kiln_wjob_units(const kiln_wjob_t *j) {
+    return j->sp.sample_rate ? (double)j->sp.characters : j->tr.duration_s;
+}
+
 /* ---- 1+2: parse and claim ---- */
 
 static void kiln_batch_parse(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
+    long long max_headers = kiln_conf_get_int(kw->conf, "job.max_headers");
     for (int i = 0; i < n; i++) {
         kiln_wjob_t *j = &jobs[i];
         char errstr[512];
         kiln_err_t err = kiln_job_parse(j->msg->payload, j->msg->len, &kw->limits, &j->job, errstr,
                                         sizeof(errstr));
+        rd_kafka_headers_t *hdrs = NULL;
+        if (!err && !rd_kafka_message_headers(j->msg, &hdrs) && hdrs &&
+            (long long)rd_kafka_header_cnt(hdrs) > max_headers) {
+            err = KILN_ERR_BAD_JOB; /* each header is copied into the dead letter and its row */
+            snprintf(errstr, sizeof(errstr), "message has %zu headers, more than job.max_headers (%lld)",
+                     rd_kafka_header_cnt(hdrs), max_headers);
+        }
         if (!err && strcmp(j->job.modality, kw->modality)) {
             err = KILN_ERR_BAD_JOB;
             snprintf(errstr, sizeof(errstr), "modality \"%s\" does not belong on topic %s",
@@ -218,7 +226,7 @@ static int kiln_b64_decode(const char *in, void **out, size_t *out_len) {
     return 0;
 }
 
-static kiln_err_t kiln_batch_fetch(kiln_worker_t *kw, kiln_wjob_t *j) {
+kiln_err_t kiln_batch_fetch(kiln_worker_t *kw, kiln_wjob_t *j) {
     if (j->job.inline_b64) {
         if (kiln_b64_decode(j->job.inline_b64, &j->input, &j->input_len)) {
             kiln_wjob_fail(j, KILN_ERR_BAD_JOB, "%s", "input.inline_b64 is not valid base64");
@@ -249,6 +257,26 @@ static kiln_err_t kiln_batch_fetch(kiln_worker_t *kw, kiln_wjob_t *j) {
         if (!kiln_worker_backoff(kw, ms > 10000 ? 10000 : ms))
             return KILN_ERR__STOPPED;
     }
+}
+
+void kiln_batch_engine_metrics(kiln_worker_t *kw, int m, double t0) {
+    if (!m)
+        return;
+    const char *const *ml = KILN_LABELS(kw->m.model);
+    kiln_metric_add(kw->m.exec_count, ml, 1);
+    kiln_metric_add(kw->m.inf_count, ml, m);
+    kiln_metric_add(kw->m.compute_us, ml, (kiln_worker_now() - t0) * 1e6 * m);
+}
+
+int kiln_batch_engine_result(kiln_wjob_t *j, kiln_err_t batch_err, kiln_err_t err,
+                             const char *error) {
+    if (batch_err)
+        kiln_wjob_fail(j, KILN_ERR_ENGINE, "engine failed on the batch: %s", kiln_err2str(batch_err));
+    else if (err) {
+        j->err = err;
+        snprintf(j->errstr, sizeof(j->errstr), "%s", error);
+    }
+    return !j->err;
 }
 
 static kiln_err_t kiln_batch_run(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
@@ -291,23 +319,13 @@ static kiln_err_t kiln_batch_run(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
     }
     double t0 = kiln_worker_now();
     kiln_err_t err = m ? kiln_engine_run_batch(kw->engine, reqs, m, outs) : KILN_OK;
-    if (m) {
-        const char *const *ml = KILN_LABELS(kw->m.model);
-        kiln_metric_add(kw->m.exec_count, ml, 1);
-        kiln_metric_add(kw->m.inf_count, ml, m);
-        kiln_metric_add(kw->m.compute_us, ml, (kiln_worker_now() - t0) * 1e6 * m);
-    }
+    kiln_batch_engine_metrics(kw, m, t0);
     for (int k = 0; k < m; k++) {
         kiln_wjob_t *j = &jobs[map[k]];
-        if (err) {
-            kiln_wjob_fail(j, KILN_ERR_ENGINE, "engine failed on the batch: %s", kiln_err2str(err));
-            kiln_transcript_clear(&outs[k]);
-        } else if (outs[k].err) {
-            j->err = outs[k].err;
-            snprintf(j->errstr, sizeof(j->errstr), "%s", outs[k].error);
-            kiln_transcript_clear(&outs[k]);
-        } else
+        if (kiln_batch_engine_result(j, err, outs[k].err, outs[k].error))
             j->tr = outs[k];
+        else
+            kiln_transcript_clear(&outs[k]);
         kiln_audio_free(&j->audio);
     }
     free(reqs);
@@ -374,13 +392,13 @@ static char *kiln_subtitles(const kiln_transcript_t *tr, int vtt) {
 
 /* Writes one artifact, retrying store outages until it succeeds or the
  * worker stops. */
-static kiln_err_t kiln_batch_put(kiln_worker_t *kw, kiln_wjob_t *j, const char *kind, char *data) {
+kiln_err_t kiln_batch_put_bytes(kiln_worker_t *kw, kiln_wjob_t *j, const char *kind,
+                                const void *data, size_t len) {
     char key[512];
     if (kiln_store_result_key(key, sizeof(key), j->job.tenant, j->job.id, kind)) {
         kiln_wjob_fail(j, KILN_ERR_BAD_JOB, "%s", "job id or tenant cannot form a result key");
         return KILN_OK;
     }
-    size_t len = strlen(data);
     for (int attempt = 0;; attempt++) {
         char errstr[512];
         kiln_err_t err = kiln_store_put(kw->store, key, data, len, errstr, sizeof(errstr));
@@ -415,7 +433,7 @@ static kiln_err_t kiln_batch_artifacts(kiln_worker_t *kw, kiln_wjob_t *jobs, int
         kiln_err_t err = docs[0] ? KILN_OK : KILN_ERR__NOMEM;
         for (int d = 0; d < 3 && !err && !j->err; d++)
             if (docs[d])
-                err = kiln_batch_put(kw, j, kinds[d], docs[d]);
+                err = kiln_batch_put_bytes(kw, j, kinds[d], docs[d], strlen(docs[d]));
         for (int d = 0; d < 3; d++)
             free(docs[d]);
         if (err)
@@ -424,72 +442,17 @@ static kiln_err_t kiln_batch_artifacts(kiln_worker_t *kw, kiln_wjob_t *jobs, int
     return KILN_OK;
 }
 
-/* ---- 5: DLQ ---- */
-
-/* Dead-letters the batch's bad jobs and waits for delivery. Called again
- * after a failure, it produces only what was never handed to the producer
- * or what failed to deliver: a flush that timed out (broker away) leaves its
- * messages queued, and producing them again would put them in the DLQ twice. */
-static kiln_err_t kiln_batch_dlq(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
-    int queued = 0;
-    long failures_before = kiln_kafka_delivery_failures();
-    for (int i = 0; i < n; i++) {
-        kiln_wjob_t *j = &jobs[i];
-        if (j->skip || !j->err)
-            continue;
-        queued++;
-        if (j->dlq_queued)
-            continue;
-        char attempts[16];
-        snprintf(attempts, sizeof(attempts), "%d", j->attempts);
-        rd_kafka_headers_t *h = NULL;
-        rd_kafka_headers_t *orig = NULL;
-        if (!rd_kafka_message_headers(j->msg, &orig) && orig)
-            h = rd_kafka_headers_copy(orig);
-        else
-            h = rd_kafka_headers_new(4);
-        rd_kafka_header_add(h, "kiln-error", -1, kiln_err2name(j->err), -1);
-        rd_kafka_header_add(h, "kiln-error-detail", -1, j->errstr, -1);
-        rd_kafka_header_add(h, "kiln-attempts", -1, attempts, -1);
-        rd_kafka_header_add(h, "kiln-job-id", -1, j->job.id, -1);
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            kw->producer, RD_KAFKA_V_TOPIC(kw->dlq_topic),
-            RD_KAFKA_V_KEY(j->msg->key, j->msg->key_len),
-            RD_KAFKA_V_VALUE(j->msg->payload, j->msg->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
-        if (err) {
-            rd_kafka_headers_destroy(h);
-            KILN_LOG_WARN("could not produce to %s: %s", kw->dlq_topic, rd_kafka_err2str(err));
-            return KILN_ERR_KAFKA;
-        }
-        KILN_LOG_INFO("job %s -> %s: %s: %s", j->job.id, kw->dlq_topic, kiln_err2name(j->err), j->errstr);
-        j->dlq_queued = 1;
-    }
-    if (!queued)
-        return KILN_OK;
-    if (rd_kafka_flush(kw->producer, 10000)) {
-        KILN_LOG_WARN("dead letters not delivered to %s within 10 s; waiting", kw->dlq_topic);
-        return KILN_ERR_KAFKA;
-    }
-    if (kiln_kafka_delivery_failures() != failures_before) {
-        KILN_LOG_WARN("a delivery to %s failed; producing the batch's dead letters again",
-                      kw->dlq_topic);
-        for (int i = 0; i < n; i++)
-            jobs[i].dlq_queued = 0;
-        return KILN_ERR_KAFKA;
-    }
-    return KILN_OK;
-}
+/* ---- 5: DLQ: workers/dlq_outbox.c (staged in 6, sent after COMMIT) ---- */
 
 /* ---- 6: the transaction ---- */
 
 /* Runs one statement of the batch transaction: parameters $1..$na are the
  * text[] literals built in \p arrays (consumed and reset), then the \p ns
  * scalars. Skipped (returns 0) when the first array is empty. */
-static int kiln_tx_exec(PGconn *pg, const char *sql, kiln_sbuf_t *arrays, int na,
-                        const char *const *scalars, int ns, char *errstr, size_t errstr_size) {
+int kiln_tx_exec(PGconn *pg, const char *sql, kiln_sbuf_t *arrays, int na,
+                 const char *const *scalars, int ns, char *errstr, size_t errstr_size) {
     int empty = arrays[0].len == 0;
-    const char *p[16];
+    const char *p[16] = {0};
     for (int i = 0; i < na; i++)
         p[i] = kiln_pg_array_end(&arrays[i]);
     for (int i = 0; i < ns; i++)
@@ -577,10 +540,12 @@ static kiln_err_t kiln_batch_commit_tx(kiln_worker_t *kw, kiln_wjob_t *jobs, int
         return KILN_ERR__FAIL;
     if (kiln_pg_exec(pg, "BEGIN", errstr, errstr_size))
         return KILN_ERR_PG;
-    kiln_sbuf_t a[8];
+    kiln_sbuf_t a[12]; /* batch_speak.c's speech rows take 9 */
     memset(a, 0, sizeof(a));
     char num[64];
     const char *topic_worker[3] = {kw->topic, kw->id, kiln_engine_name(kw->engine)};
+    const char *worker_modality[2] = {kw->id, kw->modality};
+    int speak = kiln_worker_is_speak(kw);
     /* 1. fence: every partition must still be ours, at our epoch */
     kiln_err_t ferr = kiln_batch_fence(kw, owns, n_owns, " FOR SHARE", errstr, errstr_size);
     if (ferr == KILN_ERR__FENCED) {
@@ -590,15 +555,11 @@ static kiln_err_t kiln_batch_commit_tx(kiln_worker_t *kw, kiln_wjob_t *jobs, int
     }
     if (ferr)
         goto fail;
-    /* dead letters go out while the fence is held: a batch whose partition
-     * moved never reaches the DLQ (the new owner dead-letters the job), and
-     * the scheduler cannot move it between the delivery and COMMIT */
-    if (kiln_batch_dlq(kw, jobs, n) != KILN_OK) {
-        char e2[64];
-        snprintf(errstr, errstr_size, "could not deliver dead letters to %s", kw->dlq_topic);
-        kiln_pg_exec(pg, "ROLLBACK", e2, sizeof(e2));
-        return KILN_ERR_KAFKA;
-    }
+    /* dead letters: one dlq_outbox row per job turning dead, committed
+     * with it; produced after COMMIT (workers/dlq_outbox.c). A batch whose
+     * partition moved never stages any (the new owner dead-letters the job) */
+    if (kiln_dlq_outbox_stage(kw, jobs, n, errstr, errstr_size))
+        goto fail;
     /* 2. dead jobs (rows may not exist yet: jobs produced without kiln) */
     for (int i = 0; i < n; i++) {
         kiln_wjob_t *j = &jobs[i];
@@ -612,18 +573,20 @@ static kiln_err_t kiln_batch_commit_tx(kiln_worker_t *kw, kiln_wjob_t *jobs, int
     if (kiln_tx_exec(pg,
                      "INSERT INTO jobs AS j (id, tenant, modality, status, error, error_detail,"
                      " worker, finished_at, attempts)"
-                     " SELECT id, tenant, 'transcribe', 'dead', err, detail, $5, now(), 1"
+                     " SELECT id, tenant, $6, 'dead', err, detail, $5, now(), 1"
                      " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
                      "   AS u(id, tenant, err, detail)"
                      " ON CONFLICT (id) DO UPDATE SET status = 'dead', error = EXCLUDED.error,"
                      "  error_detail = EXCLUDED.error_detail, worker = $5, finished_at = now()"
                      "  WHERE j.status NOT IN ('done', 'dead')",
-                     a, 4, topic_worker + 1, 1, errstr, errstr_size))
+                     a, 4, worker_modality, 2, errstr, errstr_size))
         goto fail;
-    /* 3. transcripts, 4. segments, 5. artifacts (idempotent) */
+    /* 3. transcripts (speak: speech), 4. segments, 5. artifacts (idempotent) */
+    if (speak && kiln_batch_speak_rows(kw, jobs, n, a, errstr, errstr_size))
+        goto fail;
     for (int i = 0; i < n; i++) {
         kiln_wjob_t *j = &jobs[i];
-        if (j->skip || j->err)
+        if (j->skip || j->err || speak)
             continue;
         kiln_pg_array_add(&a[0], j->job.id);
         kiln_pg_array_add(&a[1], j->job.tenant);
@@ -719,7 +682,7 @@ static kiln_err_t kiln_batch_commit_tx(kiln_worker_t *kw, kiln_wjob_t *jobs, int
     return KILN_OK;
 fail: {
     char e2[128];
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 12; i++)
         free(a[i].buf);
     kiln_pg_exec(pg, "ROLLBACK", e2, sizeof(e2));
     return KILN_ERR_PG;
@@ -743,7 +706,9 @@ static void kiln_batch_events(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
             json_object_set_new(e, "error", json_string(kiln_err2name(j->err)));
             json_object_set_new(e, "error_detail", json_string(j->errstr));
         } else {
-            json_object_set_new(e, "duration_s", json_real(j->tr.duration_s));
+            json_object_set_new(e, "duration_s",
+                                json_real(kiln_worker_is_speak(kw) ? j->speech_s
+                                                                   : j->tr.duration_s));
             json_t *uris = json_array();
             for (int k = 0; k < j->n_artifacts; k++)
                 json_array_append_new(uris, json_string(j->artifacts[k].uri));
@@ -786,7 +751,7 @@ static void kiln_batch_metrics(kiln_worker_t *kw, kiln_wjob_t *jobs, int n, doub
             kiln_metric_add(wm->dlq, KILN_LABELS(mod, kiln_err2name(j->err)), 1);
         } else {
             kiln_metric_add(wm->jobs, KILN_LABELS(mod, "done"), 1);
-            kiln_metric_add(wm->work_units, KILN_LABELS(mod), j->tr.duration_s);
+            kiln_metric_add(wm->work_units, KILN_LABELS(mod), kiln_wjob_units(j));
         }
     }
     kiln_worker_metrics_stats(kw);
@@ -795,6 +760,7 @@ static void kiln_batch_metrics(kiln_worker_t *kw, kiln_wjob_t *jobs, int n, doub
 
 kiln_err_t kiln_worker_process_batch(kiln_worker_t *kw, kiln_wjob_t *jobs, int n) {
     double t_start = kiln_worker_now();
+    kiln_dlq_outbox_relay(kw); /* orphaned dead letters (rate-limited) */
     kiln_batch_parse(kw, jobs, n);
     kiln_err_t err;
     for (int attempt = 0; (err = kiln_batch_claim(kw, jobs, n)) != KILN_OK; attempt++) {
@@ -804,9 +770,11 @@ kiln_err_t kiln_worker_process_batch(kiln_worker_t *kw, kiln_wjob_t *jobs, int n
             return KILN_ERR__STOPPED;
     }
     double t_claim = kiln_worker_now();
-    if ((err = kiln_batch_run(kw, jobs, n)) != KILN_OK)
+    int speak = kiln_worker_is_speak(kw);
+    if ((err = speak ? kiln_batch_speak_run(kw, jobs, n) : kiln_batch_run(kw, jobs, n)) != KILN_OK)
         return err;
-    if ((err = kiln_batch_artifacts(kw, jobs, n)) != KILN_OK)
+    err = speak ? kiln_batch_speak_artifacts(kw, jobs, n) : kiln_batch_artifacts(kw, jobs, n);
+    if (err != KILN_OK)
         return err;
     /* artifacts durable before the transaction that references them */
     for (int attempt = 0;; attempt++) {
@@ -834,6 +802,9 @@ kiln_err_t kiln_worker_process_batch(kiln_worker_t *kw, kiln_wjob_t *jobs, int n
         if (!kiln_worker_backoff(kw, attempt < 5 ? 200 << attempt : 5000))
             return KILN_ERR__STOPPED;
     }
+    /* the committed dead letters; a stop while their rows' DELETE is
+     * retried leaves them to the relay (it finds them in the DLQ) */
+    kiln_dlq_outbox_send(kw);
     kw->stats.batches++;
     for (int i = 0; i < n; i++) {
         if (jobs[i].skip)

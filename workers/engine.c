@@ -13,11 +13,13 @@
 extern const kiln_engine_ops_t kiln_engine_null_ops;
 extern const kiln_engine_ops_t kiln_engine_whisper_ops;
 extern const kiln_engine_ops_t kiln_engine_pace_ops;
+extern const kiln_engine_ops_t kiln_engine_piper_ops;
 
 static const kiln_engine_ops_t *const kiln_engines[] = {
     &kiln_engine_null_ops,
     &kiln_engine_whisper_ops,
     &kiln_engine_pace_ops,
+    &kiln_engine_piper_ops,
 };
 #define KILN_N_ENGINES (sizeof(kiln_engines) / sizeof(kiln_engines[0]))
 
@@ -52,10 +54,23 @@ kiln_engine_t *kiln_engine_new(const char *name, const kiln_conf_t *conf, char *
 
 kiln_err_t kiln_engine_run_batch(kiln_engine_t *eng, const kiln_asr_request_t *reqs, int n,
                                  kiln_transcript_t *out) {
+    if (!eng->ops->run_batch)
+        return KILN_ERR__UNSUPPORTED;
     return eng->ops->run_batch(eng->state, reqs, n, out);
 }
 
+kiln_err_t kiln_engine_run_speak_batch(kiln_engine_t *eng, const kiln_speak_request_t *reqs,
+                                       int n, kiln_speech_t *out) {
+    if (!eng->ops->run_speak_batch)
+        return KILN_ERR__UNSUPPORTED;
+    return eng->ops->run_speak_batch(eng->state, reqs, n, out);
+}
+
 const char *kiln_engine_name(const kiln_engine_t *eng) { return eng->ops->name; }
+
+const char *kiln_engine_modality(const kiln_engine_t *eng) {
+    return eng->ops->modality ? eng->ops->modality : "transcribe";
+}
 
 void kiln_engine_destroy(kiln_engine_t *eng) {
     if (!eng)
@@ -80,4 +95,14 @@ void kiln_transcript_clear(kiln_transcript_t *t) {
     free(t->segments);
     free(t->info_json);
     memset(t, 0, sizeof(*t));
+}
+
+void kiln_speech_clear(kiln_speech_t *s) {
+    if (!s)
+        return;
+    free(s->pcm);
+    free(s->timings_json);
+    free(s->vtt);
+    free(s->info_json);
+    memset(s, 0, sizeof(*s));
 }

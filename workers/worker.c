@@ -3,7 +3,8 @@
  * Postgres (LISTEN kiln_assign + periodic re-read), manual partition
  * assignment with offsets from Postgres, micro-batching (max_batch /
  * max_queue_delay_us / memory budget), broker loss detection, drain on stop.
- * Batch processing and the exactly-once commit live in workers/batch.c.
+ * Batch processing and the exactly-once commit live in workers/batch.c
+ * (speak steps: workers/batch_speak.c). The worker's modality is its engine's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,29 +26,31 @@ double kiln_worker_now(void) {
 }
 
 void kiln_worker_heartbeat(kiln_worker_t *kw, const char *status) {
-    char host[256] = "", pid[16], slots[16], stats[512], errstr[256];
+    char host[256] = "", pid[16], slots[16], stats[512], errstr[256], mods[32];
     gethostname(host, sizeof(host) - 1);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     snprintf(slots, sizeof(slots), "%lld", kiln_conf_get_int(kw->conf, "worker.slots"));
     snprintf(stats, sizeof(stats),
              "{\"jobs_done\":%lld,\"jobs_dead\":%lld,\"jobs_skipped\":%lld,\"batches\":%lld,"
              "\"fenced\":%lld,\"retries\":%lld,\"lost_messages\":%lld,\"busy_s\":%.3f,"
-             "\"partitions\":%d,\"throughput\":{\"transcribe\":%.3f}}",
+             "\"partitions\":%d,\"throughput\":{\"%s\":%.3f}}",
              kw->stats.jobs_done, kw->stats.jobs_dead, kw->stats.jobs_skipped, kw->stats.batches,
              kw->stats.fenced, kw->stats.retries, kw->stats.lost_messages, kw->stats.busy_s,
-             kw->n_own, kw->stats.throughput);
-    const char *p[8] = {kw->id, host, pid, kiln_conf_get(kw->conf, "worker.gpu"), slots,
-                        kiln_engine_name(kw->engine), status, stats};
+             kw->n_own, kw->modality, kw->stats.throughput);
+    snprintf(mods, sizeof(mods), "{%s}", kw->modality);
+    const char *p[9] = {kw->id, host, pid, kiln_conf_get(kw->conf, "worker.gpu"), slots,
+                        kiln_engine_name(kw->engine), status, stats, mods};
     kiln_pg_check(kw->pg);
     PGresult *r = kiln_pg_execp(
         kw->pg,
         "INSERT INTO workers (id, host, pid, gpu, slots, engine, modalities, status, stats, heartbeat)"
-        " VALUES ($1, $2, $3::int, $4, $5::int, $6, '{transcribe}', $7, $8::jsonb, now())"
+        " VALUES ($1, $2, $3::int, $4, $5::int, $6, $9::text[], $7, $8::jsonb, now())"
         " ON CONFLICT (id) DO UPDATE SET host = $2, pid = $3::int, gpu = $4, slots = $5::int,"
+        "  modalities = $9::text[],"
         "  started_at = CASE WHEN workers.pid IS DISTINCT FROM $3::int OR workers.host <> $2"
         "   THEN now() ELSE workers.started_at END,"
         "  engine = $6, status = $7, stats = $8::jsonb, heartbeat = now()",
-        8, p, errstr, sizeof(errstr));
+        9, p, errstr, sizeof(errstr));
     if (!r)
         KILN_LOG_WARN("could not write heartbeat: %s", errstr);
     PQclear(r);
@@ -420,7 +423,17 @@ kiln_worker_t *kiln_worker_new(const kiln_conf_t *conf, char *errstr, size_t err
         gethostname(host, sizeof(host) - 1);
         snprintf(kw->id, sizeof(kw->id), "%s-%d", host, (int)getpid());
     }
-    snprintf(kw->modality, sizeof(kw->modality), "transcribe");
+    kw->engine = kiln_engine_new(kiln_conf_get(conf, "worker.engine"), conf, errstr, errstr_size);
+    if (!kw->engine)
+        goto fail;
+    /* the modality is the engine's; worker.modality may only confirm it */
+    const char *mod = kiln_conf_get(conf, "worker.modality");
+    if (*mod && strcmp(mod, kiln_engine_modality(kw->engine))) {
+        snprintf(errstr, errstr_size, "worker.modality \"%s\" does not match engine %s, which serves %s",
+                 mod, kiln_engine_name(kw->engine), kiln_engine_modality(kw->engine));
+        goto fail;
+    }
+    snprintf(kw->modality, sizeof(kw->modality), "%s", kiln_engine_modality(kw->engine));
     kiln_kafka_topic(conf, kw->modality, "jobs", kw->topic, sizeof(kw->topic));
     kiln_kafka_topic(conf, kw->modality, "dlq", kw->dlq_topic, sizeof(kw->dlq_topic));
     kiln_kafka_events_topic(conf, kw->events_topic, sizeof(kw->events_topic));
@@ -434,9 +447,8 @@ kiln_worker_t *kiln_worker_new(const kiln_conf_t *conf, char *errstr, size_t err
     kw->limits.max_message_bytes = (size_t)kiln_conf_get_int(conf, "worker.max_message_bytes");
     kw->limits.max_json_depth = (int)kiln_conf_get_int(conf, "worker.max_json_depth");
     kw->limits.max_inline_bytes = (size_t)kiln_conf_get_int(conf, "worker.max_inline_bytes");
-    kw->engine = kiln_engine_new(kiln_conf_get(conf, "worker.engine"), conf, errstr, errstr_size);
-    if (!kw->engine)
-        goto fail;
+    if (kiln_worker_is_speak(kw))
+        kw->limits.max_text_chars = (size_t)kiln_conf_get_int(conf, "speak.max_chars");
     kw->store = kiln_store_new(conf, errstr, errstr_size);
     if (!kw->store)
         goto fail;
@@ -466,6 +478,8 @@ static void kiln_worker_batch_free(kiln_wjob_t *jobs, int n) {
         free(jobs[i].input);
         kiln_audio_free(&jobs[i].audio);
         kiln_transcript_clear(&jobs[i].tr);
+        kiln_speech_clear(&jobs[i].sp);
+        free(jobs[i].text);
         memset(&jobs[i], 0, sizeof(jobs[i]));
     }
 }
@@ -479,8 +493,8 @@ kiln_err_t kiln_worker_run(kiln_worker_t *kw, volatile sig_atomic_t *run) {
         return KILN_ERR__NOMEM;
     long long hb_ms = kiln_conf_get_int(kw->conf, "worker.heartbeat_ms");
     double last_refresh = kiln_worker_now();
-    KILN_LOG_INFO("worker %s up: engine %s, max_batch %d, max_queue_delay_us %lld", kw->id,
-                  kiln_engine_name(kw->engine), kw->max_batch, kw->max_delay_us);
+    KILN_LOG_INFO("worker %s up: engine %s (%s), max_batch %d, max_queue_delay_us %lld", kw->id,
+                  kiln_engine_name(kw->engine), kw->modality, kw->max_batch, kw->max_delay_us);
     while (*run) {
         double now = kiln_worker_now();
         int changed = 0;
@@ -515,8 +529,10 @@ kiln_err_t kiln_worker_run(kiln_worker_t *kw, volatile sig_atomic_t *run) {
             }
             rd_kafka_message_t *m = rd_kafka_consumer_poll(kw->consumer, timeout_ms);
             if (!m) {
-                if (!n)
+                if (!n) {
+                    kiln_dlq_outbox_relay(kw); /* orphaned dead letters (rate-limited) */
                     break; /* idle: go round for heartbeats and notifications */
+                }
                 continue;
             }
             if (m->err) {
@@ -543,7 +559,9 @@ kiln_err_t kiln_worker_run(kiln_worker_t *kw, volatile sig_atomic_t *run) {
             char ib[32];
             bytes += (long long)m->len;
             if (kiln_kafka_header(m, "kiln-input-bytes", ib, sizeof(ib)))
-                bytes += atoll(ib) * 2 + 64000; /* input + decoded audio estimate */
+                bytes += kiln_worker_is_speak(kw)
+                             ? atoll(ib) * 8000 /* text: ~0.08 s of float audio per byte */
+                             : atoll(ib) * 2 + 64000; /* input + decoded audio estimate */
             if (bytes >= kw->budget_bytes)
                 break; /* memory budget: stop fetching until this batch is done */
         }
@@ -557,7 +575,7 @@ kiln_err_t kiln_worker_run(kiln_worker_t *kw, volatile sig_atomic_t *run) {
             double units = 0;
             for (int i = 0; i < n; i++)
                 if (!jobs[i].skip && !jobs[i].err)
-                    units += jobs[i].tr.duration_s;
+                    units += kiln_wjob_units(&jobs[i]);
             if (units > 0 && dt > 0)
                 kw->stats.throughput = kw->stats.throughput > 0
                                            ? 0.7 * kw->stats.throughput + 0.3 * (units / dt)
@@ -581,6 +599,7 @@ void kiln_worker_destroy(kiln_worker_t *kw) {
     if (!kw)
         return;
     kiln_metrics_destroy(kw->m.reg); /* stops the /metrics server first */
+    kiln_dlq_outbox_destroy(kw);
     if (kw->m.port_file) {
         unlink(kw->m.port_file);
         free(kw->m.port_file);

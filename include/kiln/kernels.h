@@ -61,6 +61,12 @@ typedef enum kiln_op_e {
     KILN_OP_ATTENTION_KV,
     KILN_OP_MATMUL_PACKED,
     KILN_OP_POWER_SPECTRUM,
+    KILN_OP_EMBED,
+    KILN_OP_KV_APPEND,
+    KILN_OP_GATHER_ROWS,
+    KILN_OP_ADD_ROWBIAS,
+    KILN_OP_COPY2D,
+    KILN_OP_TRANSPOSE,
     KILN_OP__COUNT
 } kiln_op_t;
 
@@ -90,6 +96,17 @@ typedef struct kiln_kernels_s {
     void (*matmul_packed)(float *out, const float *inp, const float *wp, const float *bias,
                           int N, int C, int OC);
     void (*power_spectrum)(float *power, const float *frames, int T, int n_fft);
+    /* data movement of a decoder step (kernels/cpu/copy.c), so that a model
+     * keeps every tensor in the backend's memory; int and pointer arrays are
+     * the backend's memory too */
+    void (*embed)(float *out, const float *tok_emb, const float *pos_emb, const int *tok,
+                  const int *pos, int N, int C);
+    void (*kv_append)(float *const *kt, int ldkt, float *const *v, int ldv, const float *k,
+                      const float *val, int ldx, const int *pos, int N, int C);
+    void (*gather_rows)(float *out, const float *inp, const int *idx, int N, int C);
+    void (*add_rowbias)(float *x, const float *bias, int N, int T);
+    void (*copy2d)(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
+    void (*transpose)(float *out, const float *inp, int R, int C);
     /* memory of the backend (device memory for CUDA; malloc for the CPU) */
     void *(*alloc)(size_t bytes);            /* NULL when out of memory */
     void (*free)(void *p);                   /* NULL is fine */
@@ -100,6 +117,11 @@ typedef struct kiln_kernels_s {
      * rounded, fp32 accumulate); NULL for backends that only have fp32.
      * @returns 0, or -1 for a mode the backend does not know. */
     int (*set_precision)(const char *mode);
+    /* 1 when a model may hand host buffers to the ops directly and skip the
+     * copies (the "cpu" table); 0 for CUDA, and for "ref", whose memory is
+     * the host's too but which a model treats as a device (so the device
+     * path runs, and is tested, without a GPU) */
+    int host_memory;
 } kiln_kernels_t;
 
 /* ---- CPU reference ops (kernels/cpu/) --------------------------------- */
@@ -179,6 +201,45 @@ void kiln_attention_kv_cpu(float *out, int ldo, const float *q, int ldq,
  * CUDA).
  */
 void kiln_power_spectrum_cpu(float *power, const float *frames, int T, int n_fft);
+
+/*
+ * Data movement (kernels/cpu/copy.c). The CPU tables use these for both
+ * "ref" and "cpu": they are memory-bound copies that a decoder step does on
+ * a few rows, where one thread is as fast as the pool.
+ */
+
+/**
+ * Token embedding plus position: for row r,
+ *   out[r, c] = tok_emb[tok[r], c] + pos_emb[pos[r], c]
+ * tok_emb is [V, C], pos_emb [n_ctx, C], tok and pos [N], out [N, C].
+ */
+void kiln_embed_cpu(float *out, const float *tok_emb, const float *pos_emb, const int *tok,
+                    const int *pos, int N, int C);
+
+/**
+ * Appends one key and one value per row to its own cache (a decoder step):
+ *   kt[r][c * ldkt + pos[r]] = k[r * ldx + c]   (keys stored transposed)
+ *   v[r][pos[r] * ldv + c]   = val[r * ldx + c]
+ * for c < C. kt and v are [N] pointers (rows may share a cache only at
+ * different positions).
+ */
+void kiln_kv_append_cpu(float *const *kt, int ldkt, float *const *v, int ldv, const float *k,
+                        const float *val, int ldx, const int *pos, int N, int C);
+
+/** out[i, :] = inp[idx[i], :] for i < N; rows of C floats. out must not alias inp. */
+void kiln_gather_rows_cpu(float *out, const float *inp, const int *idx, int N, int C);
+
+/** x[n, t] += bias[n] for x [N, T] (a bias on the rows of a transposed output). */
+void kiln_add_rowbias_cpu(float *x, const float *bias, int N, int T);
+
+/**
+ * Strided copy of \p rows rows of \p cols floats: dst[i * ldd + j] =
+ * src[i * lds + j] (cudaMemcpy2D's contract). dst and src must not overlap.
+ */
+void kiln_copy2d_cpu(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
+
+/** out[c, r] = inp[r, c]: inp [R, C] -> out [C, R]. out must not alias inp. */
+void kiln_transpose_cpu(float *out, const float *inp, int R, int C);
 
 /**
  * Packs weight[OC, C] (a dense layer's PyTorch layout) into panels of 16
@@ -273,6 +334,21 @@ const kiln_kernels_t *kiln_kernels_get(kiln_backend_t be);
 
 /** Registers the table of a non-CPU backend (called by the CUDA object at start-up). */
 void kiln_kernels_register(kiln_backend_t be, const kiln_kernels_t *table);
+
+/**
+ * A backend that could not start says why (the CUDA object, when no GPU
+ * is visible); \p why must be a static string.
+ */
+void kiln_kernels_unavailable(kiln_backend_t be, const char *why);
+
+/**
+ * @returns NULL when backend \p be is registered, else why it is not
+ * ("this kiln was built without CUDA ...", "no CUDA device is visible ...").
+ */
+const char *kiln_kernels_why(kiln_backend_t be);
+
+/** Parses "cpu" / "cuda" / "ref" into *be. @returns 0, or -1 for another name. */
+int kiln_backend_parse(const char *name, kiln_backend_t *be);
 
 /** @returns 1 if backend \p be is registered and implements \p op. */
 int kiln_kernel_supported(kiln_backend_t be, kiln_op_t op);

@@ -111,6 +111,11 @@ typedef struct kiln_sched_params_s {
                                                          measured for a modality */
     double target_drain_s;  /* kiln_sched_desired_workers(): drain within this */
     int max_iterations;     /* local-search bound */
+    double rate_tau_s;      /* kiln_sched_estimate(): time constant of the arrival-rate
+                               EWMA (weight 1 - exp(-dt / tau) per round) */
+    double default_job_units[KILN_SCHED_MODALITIES]; /* kiln_sched_estimate(): work units
+                               assumed per job when no job of the partition or modality
+                               has declared any */
 } kiln_sched_params_t;
 
 /** @returns the defaults documented in docs/scheduler.md. */
@@ -160,6 +165,79 @@ kiln_err_t kiln_sched_desired_workers(const kiln_sched_params_t *params,
                                       const kiln_sched_partition_t *parts, int n_parts,
                                       const kiln_sched_worker_t *workers, int n_workers,
                                       int *desired);
+
+/**
+ * kiln_sched_modality_fleet - copies \p in[0..n-1] to \p out with alive = 0
+ * for every worker that does not serve \p modality (resident[modality] == 0:
+ * it did not list the modality in its heartbeat), so that kiln_sched_plan()
+ * and kiln_sched_desired_workers() on \p out place partitions on, and size
+ * by, that modality's workers only. The daemon plans each topic this way.
+ * @returns the number of live workers in \p out, or -1 on bad arguments.
+ */
+int kiln_sched_modality_fleet(const kiln_sched_worker_t *in, int n, int modality,
+                              kiln_sched_worker_t *out);
+
+/* ------------------------------------------------------------------------
+ * Input estimates (scheduler/policy.c): the daemon's per-partition bookkeeping
+ * between rounds, kept pure so that it can be tested without a stack.
+ * ------------------------------------------------------------------------ */
+
+/** What the daemon observed of one partition in one round. */
+typedef struct kiln_sched_obs_s {
+    int64_t high_watermark;     /* Kafka's high watermark (next offset to be written);
+                                   -1: unknown (broker not reachable this round) */
+    int64_t committed;          /* next offset to consume (Postgres offsets, at least the
+                                   low watermark); -1: unknown (read as 0) */
+    int64_t rows;               /* open job rows (queued or running) in Postgres */
+    int64_t rows_known;         /* ... of which carry work units */
+    double units_known;         /* ... their work units, summed */
+    double max_units_known;     /* ... the largest */
+    int64_t arrived_rows;       /* job rows enqueued since the previous round */
+    int64_t arrived_rows_known; /* ... of which carry work units */
+    double arrived_units_known; /* ... their work units, summed */
+} kiln_sched_obs_t;
+
+/** What the daemon remembers of one partition between rounds. Zero it to start. */
+typedef struct kiln_sched_est_s {
+    int64_t last_hw;      /* high watermark at the previous round (valid if have_hw) */
+    int have_hw;
+    double units_per_job; /* EWMA of the work units of the partition's known jobs; 0: none */
+    double rate_units_s;  /* EWMA of arriving work units per second */
+    int samples;          /* rate samples taken */
+} kiln_sched_est_t;
+
+/**
+ * kiln_sched_units_per_job - the work units assumed for a job that declares
+ * none (a foreign producer without the kiln-work-units header, or a message
+ * without a Postgres row): the mean of the partition's open known jobs, else
+ * the partition's remembered mean (\p est, may be NULL), else \p modality_mean
+ * (> 0: the mean of the modality's known jobs), else
+ * params->default_job_units[modality].
+ */
+double kiln_sched_units_per_job(const kiln_sched_params_t *params, int modality,
+                                const kiln_sched_est_t *est, const kiln_sched_obs_t *obs,
+                                double modality_mean);
+
+/**
+ * kiln_sched_estimate - folds one round's observation \p obs of a partition,
+ * \p dt seconds after the previous one, into \p est and fills the partition's
+ * backlog_units, queued_jobs, max_job_units and rate_units_s in \p part
+ * (part->modality must be set; other fields are left alone).
+ *
+ *   lag      = high_watermark - committed (open rows when the watermark is unknown)
+ *   unknown  = open rows without units + max(0, lag - open rows)
+ *   backlog  = known units + unknown * kiln_sched_units_per_job()
+ *   arrivals = known units of new rows + max(0, watermark growth - new rows)
+ *              * units_per_job (new rows only when the watermark is unknown)
+ *   rate     = EWMA of arrivals / dt, weight 1 - exp(-dt / rate_tau_s)
+ *
+ * The first round (no previous watermark, also after a round without one),
+ * a watermark that went backwards (topic recreated) or dt <= 0 take no rate
+ * sample.
+ */
+void kiln_sched_estimate(const kiln_sched_params_t *params, kiln_sched_est_t *est,
+                         const kiln_sched_obs_t *obs, double modality_mean, double dt,
+                         kiln_sched_partition_t *part);
 
 /* ------------------------------------------------------------------------
  * Simulator (scheduler/sim*.c)

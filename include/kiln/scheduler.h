@@ -3,11 +3,15 @@
  * partition and moves partitions between live workers.
  *
  * Every scheduler.interval_ms it reads the live workers (status 'up' and a
- * heartbeat younger than scheduler.worker_timeout_ms) and rebalances: a
- * partition keeps its owner while that owner is alive and not over its fair
- * share; orphans and overflow go to the least-loaded live workers. Each
- * owner change bumps the partition's epoch (fencing the old owner's
- * commits) and the change is announced with NOTIFY kiln_assign.
+ * heartbeat younger than scheduler.worker_timeout_ms; after a gap in its own
+ * rounds, such as a Postgres outage, every worker gets the timeout again from
+ * the first round back) and the backlog per partition (work units of the open
+ * jobs, estimates for messages without any, arrival rate), and rebalances
+ * each modality's topic over the live workers serving that modality:
+ * scheduler.policy "kiln" by kiln_sched_plan() (docs/scheduler.md), "static"
+ * by a balanced, sticky round-robin. Each owner change bumps the partition's
+ * epoch (fencing the old owner's commits) and the change is announced with
+ * NOTIFY kiln_assign.
  */
 #ifndef KILN_SCHEDULER_H
 #define KILN_SCHEDULER_H

@@ -80,6 +80,8 @@ typedef struct kiln_whisper_params_s {
     int suppress_blank;      /* 1: no blank / EOT as the first token */
     int max_initial_timestamp_index; /* first timestamp <= this * 20 ms (50 = 1 s) */
     int max_new_tokens;      /* per window; 0: n_text_ctx / 2 */
+    int suppress_eot;        /* benchmarks: 1 never samples EOT, so that every window
+                              * decodes max_new_tokens tokens (0) */
     float no_speech_skip;    /* kiln's addition: skip a window whose no_speech_prob
                               * is above this whatever its log-prob (0.9; > 1: off).
                               * Whisper alone says "you" on 30 s of silence
@@ -120,6 +122,34 @@ typedef struct kiln_whisper_result_s {
  */
 kiln_whisper_model_t *kiln_whisper_model_load(const char *path, char *errstr,
                                               size_t errstr_size);
+
+/**
+ * Chooses the backend every later call on \p m runs on: "cpu" (the
+ * default: the fast CPU ops, or the reference ones under KILN_KERNELS=ref),
+ * "ref", or "cuda" (a kiln built with make CUDA=1, on a machine with a GPU).
+ * A device backend gets a copy of the weights (fp32; uploaded once, here)
+ * and keeps every activation and cache on the device; logits come back to
+ * the host for the search (a second call for the same backend only sets the
+ * precision). \p precision (NULL: the backend's current mode)
+ * sets the matrix products' input rounding: "fp32", "tf32", "fp16" or
+ * "bf16" (fp32 accumulation; the CPU has fp32 only).
+ * The precision is the backend's setting, process-wide (the CUDA table
+ * has one cuBLAS handle and one stream, not for concurrent use): calls on a
+ * device backend take a process-wide lock, so concurrent calls (worker
+ * slots) run one after the other.
+ * Not thread-safe: call it before the model is shared, or while no call
+ * runs on it.
+ * @returns KILN_OK; KILN_ERR__UNSUPPORTED with the reason in \p errstr when
+ * the backend is not available (built without CUDA, no GPU visible);
+ * KILN_ERR__INVALID_ARG for an unknown name or precision; KILN_ERR__NOMEM
+ * when the weights do not fit (the model then stays on the CPU).
+ */
+kiln_err_t kiln_whisper_model_set_backend(kiln_whisper_model_t *m, const char *backend,
+                                          const char *precision, char *errstr,
+                                          size_t errstr_size);
+
+/** @returns the name of the backend \p m runs on ("cpu", "cuda", "ref"). */
+const char *kiln_whisper_model_backend(const kiln_whisper_model_t *m);
 
 /** Frees the model. NULL is fine. */
 void kiln_whisper_model_destroy(kiln_whisper_model_t *m);

@@ -2,6 +2,11 @@
  * kiln/worker.h - the worker daemon: consume assigned partitions, batch, run
  * the engine, store artifacts, commit results + offsets exactly once.
  *
+ * A worker serves one modality, its engine's (worker.engine: whisper, null,
+ * pace -> transcribe; piper -> speak): it consumes <prefix>.<modality>.jobs,
+ * dead-letters to <prefix>.<modality>.dlq and heartbeats that modality (the
+ * scheduler gives it only that topic's partitions).
+ *
  * Contract (see ARCHITECTURE.md "Contracts"):
  *  - partitions come only from the assignments table (rd_kafka_assign, no
  *    consumer group); the start offset of each is read from Postgres;

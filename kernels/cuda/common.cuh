@@ -72,6 +72,17 @@ void kiln_logmel_cuda(float *out, const float *frames_power, const float *filter
                       int n_freq, int n_mels, cudaStream_t stream);
 void kiln_power_spectrum_cuda(float *power, const float *frames, int T, int n_fft,
                               cudaStream_t stream);
+void kiln_embed_cuda(float *out, const float *tok_emb, const float *pos_emb, const int *tok,
+                     const int *pos, int N, int C, cudaStream_t stream);
+void kiln_kv_append_cuda(float *const *kt, int ldkt, float *const *v, int ldv, const float *k,
+                         const float *val, int ldx, const int *pos, int N, int C,
+                         cudaStream_t stream);
+void kiln_gather_rows_cuda(float *out, const float *inp, const int *idx, int N, int C,
+                           cudaStream_t stream);
+void kiln_add_rowbias_cuda(float *x, const float *bias, int N, int T, cudaStream_t stream);
+void kiln_copy2d_cuda(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols,
+                      cudaStream_t stream);
+void kiln_transpose_cuda(float *out, const float *inp, int R, int C, cudaStream_t stream);
 }
 
 #endif

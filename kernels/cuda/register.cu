@@ -63,6 +63,29 @@ static void kiln_cu_power_spectrum_(float *power, const float *frames, int T, in
     kiln_power_spectrum_cuda(power, frames, T, n_fft, kiln_cuda_ctx_.stream);
 }
 
+static void kiln_cu_embed_(float *out, const float *tok_emb, const float *pos_emb,
+                           const int *tok, const int *pos, int N, int C) {
+    kiln_embed_cuda(out, tok_emb, pos_emb, tok, pos, N, C, kiln_cuda_ctx_.stream);
+}
+static void kiln_cu_kv_append_(float *const *kt, int ldkt, float *const *v, int ldv,
+                               const float *k, const float *val, int ldx, const int *pos, int N,
+                               int C) {
+    kiln_kv_append_cuda(kt, ldkt, v, ldv, k, val, ldx, pos, N, C, kiln_cuda_ctx_.stream);
+}
+static void kiln_cu_gather_rows_(float *out, const float *inp, const int *idx, int N, int C) {
+    kiln_gather_rows_cuda(out, inp, idx, N, C, kiln_cuda_ctx_.stream);
+}
+static void kiln_cu_add_rowbias_(float *x, const float *bias, int N, int T) {
+    kiln_add_rowbias_cuda(x, bias, N, T, kiln_cuda_ctx_.stream);
+}
+static void kiln_cu_copy2d_(float *dst, size_t ldd, const float *src, size_t lds, int rows,
+                            int cols) {
+    kiln_copy2d_cuda(dst, ldd, src, lds, rows, cols, kiln_cuda_ctx_.stream);
+}
+static void kiln_cu_transpose_(float *out, const float *inp, int R, int C) {
+    kiln_transpose_cuda(out, inp, R, C, kiln_cuda_ctx_.stream);
+}
+
 static void *kiln_cu_alloc_(size_t n) {
     void *p = NULL;
     if (cudaMalloc(&p, n ? n : 1) != cudaSuccess) {
@@ -105,12 +128,16 @@ __attribute__((constructor)) static void kiln_cuda_register_(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n <= 0) {
         cudaGetLastError();
-        return; // no GPU: the CPU backend stays the only one
+        // no GPU: the CPU backend stays the only one
+        kiln_kernels_unavailable(KILN_BACKEND_CUDA,
+                                 "no CUDA device is visible (no GPU, or no driver)");
+        return;
     }
     if (cudaStreamCreateWithFlags(&kiln_cuda_ctx_.stream, cudaStreamNonBlocking) != cudaSuccess ||
         cublasCreate(&kiln_cuda_ctx_.blas) != CUBLAS_STATUS_SUCCESS) {
         fprintf(stderr, "kiln: a GPU is visible but CUDA could not start; using the CPU\n");
         cudaGetLastError();
+        kiln_kernels_unavailable(KILN_BACKEND_CUDA, "a GPU is visible but CUDA could not start");
         return;
     }
     cublasSetStream(kiln_cuda_ctx_.blas, kiln_cuda_ctx_.stream);
@@ -128,6 +155,13 @@ __attribute__((constructor)) static void kiln_cuda_register_(void) {
     t->attention_kv = kiln_cu_attention_kv_;
     t->matmul_packed = NULL; // the CPU's packed layout has no use on the GPU (cuBLAS)
     t->power_spectrum = kiln_cu_power_spectrum_;
+    t->embed = kiln_cu_embed_;
+    t->kv_append = kiln_cu_kv_append_;
+    t->gather_rows = kiln_cu_gather_rows_;
+    t->add_rowbias = kiln_cu_add_rowbias_;
+    t->copy2d = kiln_cu_copy2d_;
+    t->transpose = kiln_cu_transpose_;
+    t->host_memory = 0;
     t->alloc = kiln_cu_alloc_;
     t->free = kiln_cu_free_;
     t->upload = kiln_cu_upload_;

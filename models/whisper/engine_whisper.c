@@ -57,10 +57,19 @@ static void *kiln_whisper_engine_load(const kiln_conf_t *conf, char *errstr,
         free(we);
         return NULL;
     }
+    const char *be = kiln_conf_get(conf, "whisper.backend");
+    if (be && *be && strcmp(be, "cpu") &&
+        kiln_whisper_model_set_backend(we->model, be, kiln_conf_get(conf, "whisper.precision"),
+                                       errstr, errstr_size) != KILN_OK) {
+        kiln_whisper_model_destroy(we->model);
+        free(we);
+        return NULL;
+    }
     const kiln_whisper_hparams_t *hp = kiln_whisper_model_hparams(we->model);
-    KILN_LOG_INFO("whisper engine: %s (%s, %d+%d layers, width %d, %d mels), max batch %d",
-                  path, kiln_whisper_model_format(we->model), hp->n_audio_layer,
-                  hp->n_text_layer, hp->n_audio_state, hp->n_mels, we->params.max_batch);
+    KILN_LOG_INFO("whisper engine: %s (%s, %d+%d layers, width %d, %d mels), max batch %d, "
+                  "backend %s", path, kiln_whisper_model_format(we->model), hp->n_audio_layer,
+                  hp->n_text_layer, hp->n_audio_state, hp->n_mels, we->params.max_batch,
+                  kiln_whisper_model_backend(we->model));
     return we;
 }
 

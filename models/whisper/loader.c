@@ -238,11 +238,17 @@ float *kiln_whisper_take_(kiln_whisper_model_t *m, size_t n) {
         if (!b)
             return NULL;
         m->bufs = b;
+        size_t *bn = realloc(m->buf_n, (size_t)cap * sizeof(*bn));
+        if (!bn)
+            return NULL;
+        m->buf_n = bn;
         m->cap_bufs = cap;
     }
     float *p = calloc(n ? n : 1, sizeof(float));
-    if (p)
+    if (p) {
+        m->buf_n[m->n_bufs] = n;
         m->bufs[m->n_bufs++] = p;
+    }
     return p;
 }
 
@@ -473,13 +479,109 @@ kiln_whisper_model_t *kiln_whisper_model_load(const char *path, char *errstr,
     return m;
 }
 
+/* xorshift64: uniform in [-1, 1) */
+static float kiln_wrand_(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return (float)((double)(*s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* p[i] = offset + scale * U[-1, 1) for n values */
+static void kiln_wfill_(float *p, size_t n, float scale, float offset, uint64_t *s) {
+    for (size_t i = 0; i < n; i++)
+        p[i] = offset + scale * kiln_wrand_(s);
+}
+
+kiln_whisper_model_t *kiln_whisper_model_random_(const kiln_whisper_hparams_t *hp,
+                                                 uint64_t seed, char *errstr,
+                                                 size_t errstr_size) {
+    kiln_whisper_model_t *m = calloc(1, sizeof(*m));
+    if (!m) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    m->hp = *hp;
+    snprintf(m->path, sizeof(m->path), "random-%d-%d-%d", hp->n_audio_state, hp->n_audio_layer,
+             hp->n_text_layer);
+    snprintf(m->format, sizeof(m->format), "random");
+    if (kiln_whisper_alloc_weights_(m, SIZE_MAX, errstr, errstr_size))
+        goto fail;
+    uint64_t s = seed ? seed : 0x9E3779B97F4A7C15ull;
+    const size_t Ca = hp->n_audio_state, Ct = hp->n_text_state, M = hp->n_mels;
+    /* matrices U * sqrt(3 / fan_in) (variance 1 / fan_in), small biases, gains near 1 */
+#define MAT(p, n, fan_in) kiln_wfill_((p), (n), sqrtf(3.0f / (float)(fan_in)), 0.0f, &s)
+#define VEC(p, n) kiln_wfill_((p), (n), 0.02f, 0.0f, &s)
+#define GAIN(p, n) kiln_wfill_((p), (n), 0.1f, 1.0f, &s)
+    MAT(m->conv1_w, Ca * M * 3, M * 3);
+    VEC(m->conv1_b, Ca);
+    MAT(m->conv2_w, Ca * Ca * 3, Ca * 3);
+    VEC(m->conv2_b, Ca);
+    kiln_wfill_(m->enc_pos, (size_t)hp->n_audio_ctx * Ca, 0.5f, 0.0f, &s);
+    GAIN(m->enc_ln_g, Ca);
+    VEC(m->enc_ln_b, Ca);
+    kiln_wfill_(m->tok_emb, (size_t)hp->n_vocab * Ct, 0.5f, 0.0f, &s);
+    kiln_wfill_(m->dec_pos, (size_t)hp->n_text_ctx * Ct, 0.1f, 0.0f, &s);
+    GAIN(m->dec_ln_g, Ct);
+    VEC(m->dec_ln_b, Ct);
+    for (int l = 0; l < hp->n_audio_layer; l++) {
+        kiln_wenc_layer_t *L = &m->enc[l];
+        GAIN(L->ln1_g, Ca), VEC(L->ln1_b, Ca), MAT(L->w_qkv, 3 * Ca * Ca, Ca);
+        VEC(L->b_qkv, 3 * Ca), MAT(L->w_o, Ca * Ca, Ca), VEC(L->b_o, Ca);
+        GAIN(L->ln2_g, Ca), VEC(L->ln2_b, Ca), MAT(L->w_fc1, 4 * Ca * Ca, Ca);
+        VEC(L->b_fc1, 4 * Ca), MAT(L->w_fc2, 4 * Ca * Ca, 4 * Ca), VEC(L->b_fc2, Ca);
+    }
+    for (int l = 0; l < hp->n_text_layer; l++) {
+        kiln_wdec_layer_t *L = &m->dec[l];
+        GAIN(L->ln1_g, Ct), VEC(L->ln1_b, Ct), MAT(L->w_qkv, 3 * Ct * Ct, Ct);
+        VEC(L->b_qkv, 3 * Ct), MAT(L->w_o, Ct * Ct, Ct), VEC(L->b_o, Ct);
+        GAIN(L->lnx_g, Ct), VEC(L->lnx_b, Ct), MAT(L->wx_q, Ct * Ct, Ct), VEC(L->bx_q, Ct);
+        MAT(L->wx_kv, 2 * Ct * Ct, Ct), VEC(L->bx_kv, 2 * Ct), MAT(L->wx_o, Ct * Ct, Ct);
+        VEC(L->bx_o, Ct), GAIN(L->ln2_g, Ct), VEC(L->ln2_b, Ct);
+        MAT(L->w_fc1, 4 * Ct * Ct, Ct), VEC(L->b_fc1, 4 * Ct);
+        MAT(L->w_fc2, 4 * Ct * Ct, 4 * Ct), VEC(L->b_fc2, Ct);
+    }
+#undef MAT
+#undef VEC
+#undef GAIN
+    kiln_whisper_mel_filters(m->mel_filters, (int)M, 400, 16000);
+    /* a vocabulary of the model's size: " w<id>" text tokens, "<|..|>" specials */
+    kiln_wvocab_t *v = &m->vocab;
+    kiln_whisper_vocab_specials(v, hp->n_vocab);
+    v->n = hp->n_vocab;
+    if (!(v->tok = calloc((size_t)v->n, sizeof(char *))))
+        goto oom;
+    for (int i = 0; i < v->n; i++) {
+        char b[32];
+        if (i < v->eot)
+            snprintf(b, sizeof(b), " w%d", i);
+        else if (i >= v->lang_begin && i < v->lang_begin + v->n_langs)
+            snprintf(b, sizeof(b), "<|l%d|>", i - v->lang_begin);
+        else
+            snprintf(b, sizeof(b), "<|s%d|>", i);
+        if (!(v->tok[i] = strdup(b)))
+            goto oom;
+    }
+    if (kiln_whisper_vocab_default_suppress(v) ||
+        kiln_whisper_prepare_(m, errstr, errstr_size))
+        goto oom;
+    return m;
+oom:
+    snprintf(errstr, errstr_size, "could not make a random model: out of memory");
+fail:
+    kiln_whisper_model_destroy(m);
+    return NULL;
+}
+
 void kiln_whisper_model_destroy(kiln_whisper_model_t *m) {
     if (!m)
         return;
     kiln_whisper_cache_free_(m);
+    kiln_whisper_backend_free_(m);
     for (int i = 0; i < m->n_bufs; i++)
         free(m->bufs[i]);
     free(m->bufs);
+    free(m->buf_n);
     free(m->enc);
     free(m->dec);
     kiln_whisper_vocab_free(&m->vocab);

@@ -113,6 +113,7 @@ static double kiln_w_now_(void) {
 typedef struct kiln_wbuf_s {
     void *p;
     size_t cap;
+    int dev;                 /* 1: the backend's memory (kk->alloc) */
 } kiln_wbuf_t;
 
 /* @returns b's memory grown to at least \p bytes (contents not kept), NULL on OOM. */
@@ -131,36 +132,79 @@ static void *kiln_wbuf_(kiln_wbuf_t *b, size_t bytes) {
     return b->p;
 }
 
+/*
+ * Buffers KILN_WB_XIN .. KILN_WB_DPTR are the ops' operands, in the
+ * backend's memory (kiln_wdbuf_); on a host-memory backend DMEL, DLOGITS,
+ * DIDX and DPTR are not allocated: the host buffers serve directly.
+ */
 enum {
     /* encoder, one window */
     KILN_WB_XIN, KILN_WB_H1, KILN_WB_COL, KILN_WB_ENC, KILN_WB_H, KILN_WB_QKV, KILN_WB_ATT,
     KILN_WB_F,
     /* decoding session */
     KILN_WB_XK, KILN_WB_XV, KILN_WB_SK, KILN_WB_SV, KILN_WB_MEL,
-    KILN_WB_DX, KILN_WB_DH, KILN_WB_DQ, KILN_WB_DA, KILN_WB_DF, KILN_WB_LX, KILN_WB_LOGITS,
-    KILN_WB_ROWS, KILN_WB_PTRS, KILN_WB_JOBS, KILN_WB_TOKS, KILN_WB_PLOGITS, KILN_WB_ASCR,
+    KILN_WB_DX, KILN_WB_DH, KILN_WB_DQ, KILN_WB_DA, KILN_WB_DF, KILN_WB_LX, KILN_WB_ASCR,
+    KILN_WB_DMEL, KILN_WB_DLOGITS, KILN_WB_DIDX, KILN_WB_DPTR,
+    /* host only */
+    KILN_WB_LOGITS, KILN_WB_ROWS, KILN_WB_PTRS, KILN_WB_JOBS, KILN_WB_TOKS, KILN_WB_PLOGITS,
     KILN_WB__COUNT
 };
 
 typedef struct kiln_wws_s {
     struct kiln_wws_s *next;
+    const kiln_kernels_t *kk; /* the backend whose memory the operands are */
     kiln_wbuf_t b[KILN_WB__COUNT];
 } kiln_wws_t;
+
+/* @returns operand buffer i of ws grown to at least \p bytes in the backend's memory. */
+static void *kiln_wdbuf_(kiln_wws_t *ws, int i, size_t bytes) {
+    const kiln_kernels_t *kk = ws->kk;
+    kiln_wbuf_t *b = &ws->b[i];
+    if (kk->host_memory)
+        return kiln_wbuf_(b, bytes);
+    if (b->cap < bytes) {
+        kk->free(b->p);
+        b->p = NULL;
+        b->cap = 0;
+        size_t want = bytes + bytes / 8 + 64;
+        if (!(b->p = kk->alloc(want)))
+            return NULL;
+        b->cap = want;
+        b->dev = 1;
+    }
+    return b->p;
+}
 
 typedef struct kiln_wcache_s {
     pthread_mutex_t mu;
     kiln_wws_t *free;
 } kiln_wcache_t;
 
-static kiln_wws_t *kiln_ws_get_(const kiln_whisper_model_t *m) {
+/* @returns a workspace of backend kk (reused when one is free), NULL on OOM. */
+static kiln_wws_t *kiln_ws_get_(const kiln_whisper_model_t *m, const kiln_kernels_t *kk) {
     kiln_wws_t *ws = NULL;
     pthread_mutex_lock(&m->cache->mu);
-    if (m->cache->free) {
-        ws = m->cache->free;
-        m->cache->free = ws->next;
-    }
+    for (kiln_wws_t **pp = &m->cache->free; *pp; pp = &(*pp)->next)
+        if ((*pp)->kk == kk) {
+            ws = *pp;
+            *pp = ws->next;
+            break;
+        }
     pthread_mutex_unlock(&m->cache->mu);
-    return ws ? ws : calloc(1, sizeof(*ws));
+    if (!ws && (ws = calloc(1, sizeof(*ws))))
+        ws->kk = kk;
+    return ws;
+}
+
+/* Frees a workspace's buffers, each to the memory it came from. */
+static void kiln_ws_free_(kiln_wws_t *ws) {
+    for (int i = 0; i < KILN_WB__COUNT; i++) {
+        if (ws->b[i].dev)
+            ws->kk->free(ws->b[i].p);
+        else
+            free(ws->b[i].p);
+    }
+    free(ws);
 }
 
 static void kiln_ws_put_(const kiln_whisper_model_t *m, kiln_wws_t *ws) {
@@ -178,9 +222,7 @@ void kiln_whisper_cache_free_(kiln_whisper_model_t *m) {
     while (m->cache->free) {
         kiln_wws_t *ws = m->cache->free;
         m->cache->free = ws->next;
-        for (int i = 0; i < KILN_WB__COUNT; i++)
-            free(ws->b[i].p);
-        free(ws);
+        kiln_ws_free_(ws);
     }
     pthread_mutex_destroy(&m->cache->mu);
     free(m->cache);
@@ -190,6 +232,7 @@ void kiln_whisper_cache_free_(kiln_whisper_model_t *m) {
 int kiln_whisper_prepare_(kiln_whisper_model_t *m, char *errstr, size_t errstr_size) {
     const kiln_whisper_hparams_t *hp = &m->hp;
     const int C = hp->n_text_state;
+    m->n_bufs_dense = m->n_bufs;
     m->cache = calloc(1, sizeof(*m->cache));
     if (!m->cache)
         goto oom;
@@ -217,37 +260,237 @@ oom:
     return -1;
 }
 
+/* ---- backend: the one dispatch point ------------------------------------ */
+
+/* calls on a device backend, one at a time (one stream, one cuBLAS handle) */
+static pthread_mutex_t kiln_w_dev_mu_ = PTHREAD_MUTEX_INITIALIZER;
+
+static void kiln_w_dev_lock_(const kiln_kernels_t *kk) {
+    if (!kk->host_memory)
+        pthread_mutex_lock(&kiln_w_dev_mu_);
+}
+
+static void kiln_w_dev_unlock_(const kiln_kernels_t *kk) {
+    if (!kk->host_memory)
+        pthread_mutex_unlock(&kiln_w_dev_mu_);
+}
+
+/* @returns the model's kernel table (the CPU's unless set_backend chose another). */
+static const kiln_kernels_t *kiln_w_kk_(const kiln_whisper_model_t *m) {
+    return m->kk ? m->kk : kiln_kernels_get(KILN_BACKEND_CPU);
+}
+
+/* @returns the model whose weight pointers the ops take (see whisper_int.h). */
+static const kiln_whisper_model_t *kiln_w_wd_(const kiln_whisper_model_t *m) {
+    return m->wd ? m->wd : m;
+}
+
+void kiln_whisper_backend_free_(kiln_whisper_model_t *m) {
+    if (m->wd && m->wd != m) {
+        for (int i = 0; i < m->n_dev_bufs; i++)
+            m->kk->free(m->dev_bufs[i]);
+        free(m->wd->enc);
+        free(m->wd->dec);
+        free(m->wd);
+    }
+    free(m->dev_bufs);
+    m->dev_bufs = NULL;
+    m->n_dev_bufs = 0;
+    m->wd = NULL;
+    m->kk = NULL;
+}
+
+/* a host weight buffer and its copy in the backend's memory */
+typedef struct kiln_wdmap_s {
+    const float *host;
+    size_t n;
+    float *dev;
+} kiln_wdmap_t;
+
+static int kiln_wdmap_cmp_(const void *a, const void *b) {
+    const float *x = ((const kiln_wdmap_t *)a)->host, *y = ((const kiln_wdmap_t *)b)->host;
+    return x < y ? -1 : x > y;
+}
+
+/* @returns the backend's address of host weight pointer p (NULL for NULL or unknown). */
+static float *kiln_wdmap_find_(const kiln_wdmap_t *map, int n, const float *p) {
+    int lo = 0, hi = n - 1;
+    while (p && lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (p < map[mid].host)
+            hi = mid - 1;
+        else if (p >= map[mid].host + (map[mid].n ? map[mid].n : 1))
+            lo = mid + 1;
+        else
+            return map[mid].dev + (p - map[mid].host);
+    }
+    return NULL;
+}
+
+kiln_err_t kiln_whisper_model_set_backend(kiln_whisper_model_t *m, const char *backend,
+                                          const char *precision, char *errstr,
+                                          size_t errstr_size) {
+    kiln_backend_t be;
+    if (backend && !strcmp(backend, "auto")) /* the GPU when there is one */
+        backend = kiln_kernels_get(KILN_BACKEND_CUDA) ? "cuda" : "cpu";
+    if (!backend)
+        backend = "cpu";
+    if (kiln_backend_parse(backend, &be)) {
+        snprintf(errstr, errstr_size, "invalid backend \"%s\": use cpu, cuda or auto", backend);
+        return KILN_ERR__INVALID_ARG;
+    }
+    const kiln_kernels_t *kk = kiln_kernels_get(be);
+    if (!kk) {
+        snprintf(errstr, errstr_size, "could not use backend \"%s\": %s", backend,
+                 kiln_kernels_why(be));
+        return KILN_ERR__UNSUPPORTED;
+    }
+    /* the precision of the matrix products: a CPU table has fp32 only and ignores it */
+    if (precision && *precision && strcmp(precision, "fp32") && strcmp(precision, "tf32") &&
+        strcmp(precision, "fp16") && strcmp(precision, "bf16")) {
+        snprintf(errstr, errstr_size, "invalid precision \"%s\": use fp32, tf32, fp16 or bf16",
+                 precision);
+        return KILN_ERR__INVALID_ARG;
+    }
+    if (precision && *precision && kk->set_precision && kk->set_precision(precision)) {
+        snprintf(errstr, errstr_size, "invalid precision \"%s\" for backend \"%s\"", precision,
+                 backend);
+        return KILN_ERR__INVALID_ARG;
+    }
+    if (kk == kiln_w_kk_(m) && (m->wd || kk->host_memory))
+        return KILN_OK; /* already there: only the precision changed */
+    kiln_whisper_cache_free_(m); /* workspaces of the old backend */
+    kiln_whisper_backend_free_(m);
+    m->cache = calloc(1, sizeof(*m->cache));
+    if (!m->cache)
+        goto oom;
+    pthread_mutex_init(&m->cache->mu, NULL);
+    if (kk->host_memory) { /* the host buffers are the backend's */
+        m->kk = be == KILN_BACKEND_CPU ? NULL : kk;
+        return KILN_OK;
+    }
+    /* copy every dense weight buffer once; the mirror's pointers point there */
+    const int n = m->n_bufs_dense;
+    kiln_wdmap_t *map = calloc((size_t)(n ? n : 1), sizeof(*map));
+    kiln_whisper_model_t *wd = calloc(1, sizeof(*wd));
+    m->dev_bufs = calloc((size_t)(n ? n : 1), sizeof(void *));
+    if (!map || !wd || !m->dev_bufs) {
+        free(map);
+        free(wd);
+        goto oom;
+    }
+    m->kk = kk;
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++) {
+        map[i].host = m->bufs[i];
+        map[i].n = m->buf_n[i];
+        if (!(map[i].dev = kk->alloc(sizeof(float) * (map[i].n ? map[i].n : 1)))) {
+            snprintf(errstr, errstr_size,
+                     "could not copy \"%s\" to backend \"%s\": out of device memory after "
+                     "%.1f MB", m->path, backend, bytes / 1e6);
+            free(map);
+            free(wd);
+            kiln_whisper_backend_free_(m);
+            return KILN_ERR__NOMEM;
+        }
+        m->dev_bufs[m->n_dev_bufs++] = map[i].dev;
+        kk->upload(map[i].dev, map[i].host, sizeof(float) * map[i].n);
+        bytes += sizeof(float) * map[i].n;
+    }
+    qsort(map, (size_t)n, sizeof(*map), kiln_wdmap_cmp_);
+    *wd = *m;
+    wd->enc = calloc((size_t)(m->hp.n_audio_layer ? m->hp.n_audio_layer : 1), sizeof(*wd->enc));
+    wd->dec = calloc((size_t)(m->hp.n_text_layer ? m->hp.n_text_layer : 1), sizeof(*wd->dec));
+    m->wd = wd; /* freed with the buffers from here on */
+    if (!wd->enc || !wd->dec) {
+        free(map);
+        kiln_whisper_backend_free_(m);
+        goto oom;
+    }
+    int mapped = 1; /* every weight lies in a copied buffer */
+#define MAP(f) mapped &= (wd->f = kiln_wdmap_find_(map, n, m->f)) != NULL
+    MAP(conv1_w), MAP(conv1_b), MAP(conv2_w), MAP(conv2_b), MAP(enc_pos), MAP(enc_ln_g);
+    MAP(enc_ln_b), MAP(tok_emb), MAP(dec_pos), MAP(dec_ln_g), MAP(dec_ln_b), MAP(mel_filters);
+    wd->tok_emb_p = NULL;
+    for (int l = 0; l < m->hp.n_audio_layer; l++) {
+        MAP(enc[l].ln1_g), MAP(enc[l].ln1_b), MAP(enc[l].w_qkv), MAP(enc[l].b_qkv);
+        MAP(enc[l].w_o), MAP(enc[l].b_o), MAP(enc[l].ln2_g), MAP(enc[l].ln2_b);
+        MAP(enc[l].w_fc1), MAP(enc[l].b_fc1), MAP(enc[l].w_fc2), MAP(enc[l].b_fc2);
+    }
+    for (int l = 0; l < m->hp.n_text_layer; l++) {
+        MAP(dec[l].ln1_g), MAP(dec[l].ln1_b), MAP(dec[l].w_qkv), MAP(dec[l].b_qkv);
+        MAP(dec[l].w_o), MAP(dec[l].b_o), MAP(dec[l].lnx_g), MAP(dec[l].lnx_b);
+        MAP(dec[l].wx_q), MAP(dec[l].bx_q), MAP(dec[l].wx_kv), MAP(dec[l].bx_kv);
+        MAP(dec[l].wx_o), MAP(dec[l].bx_o), MAP(dec[l].ln2_g), MAP(dec[l].ln2_b);
+        MAP(dec[l].w_fc1), MAP(dec[l].b_fc1), MAP(dec[l].w_fc2), MAP(dec[l].b_fc2);
+        wd->dec[l].p_qkv = wd->dec[l].p_o = wd->dec[l].px_q = wd->dec[l].px_o = NULL;
+        wd->dec[l].p_fc1 = wd->dec[l].p_fc2 = NULL;
+    }
+#undef MAP
+    free(map);
+    kk->sync();
+    if (!mapped) {
+        kiln_whisper_backend_free_(m);
+        snprintf(errstr, errstr_size, "could not copy \"%s\" to backend \"%s\": a weight is "
+                 "outside the model's buffers", m->path, backend);
+        return KILN_ERR__FAIL;
+    }
+    if (kiln_kernels_take_error()) {
+        kiln_whisper_backend_free_(m);
+        snprintf(errstr, errstr_size, "could not copy \"%s\" to backend \"%s\"", m->path,
+                 backend);
+        return KILN_ERR__NOMEM;
+    }
+    KILN_LOG_INFO("whisper: %s on %s (%s): %.1f MB of weights copied", m->path, backend,
+                  precision && *precision && kk->set_precision ? precision : "fp32",
+                  bytes / 1e6);
+    return KILN_OK;
+oom:
+    snprintf(errstr, errstr_size, "could not use backend \"%s\": out of memory", backend);
+    return KILN_ERR__NOMEM;
+}
+
+const char *kiln_whisper_model_backend(const kiln_whisper_model_t *m) {
+    return kiln_w_kk_(m)->name;
+}
+
 /* ---- encoder ------------------------------------------------------------ */
 
-/* Encodes one window mel [M, 3000] into out [Ta, Ca]. */
-static kiln_err_t kiln_w_encode1_(const kiln_whisper_model_t *m, const kiln_kernels_t *kk,
-                                  kiln_wws_t *ws, const float *mel, float *out) {
+/*
+ * Encodes one window mel [M, 3000] into out [Ta, Ca]; mel, out and the
+ * workspace are in the backend's memory (ws->kk), the weights are m's
+ * backend copy (kiln_w_wd_).
+ */
+static kiln_err_t kiln_w_encode1_(const kiln_whisper_model_t *m, kiln_wws_t *ws,
+                                  const float *mel, float *out) {
+    const kiln_kernels_t *kk = ws->kk;
     const kiln_whisper_hparams_t *hp = &m->hp;
     const int M = hp->n_mels, T0 = KILN_W_FRAMES, Ta = hp->n_audio_ctx, Ca = hp->n_audio_state;
     const int H = hp->n_audio_head, D = Ca / H;
     size_t col_n = (size_t)T0 * M * 3 > (size_t)Ta * Ca * 3 ? (size_t)T0 * M * 3
                                                             : (size_t)Ta * Ca * 3;
-    float *xin = kiln_wbuf_(&ws->b[KILN_WB_XIN], sizeof(float) * T0 * M);
-    float *h1 = kiln_wbuf_(&ws->b[KILN_WB_H1], sizeof(float) * T0 * Ca);
-    float *col = kiln_wbuf_(&ws->b[KILN_WB_COL], sizeof(float) * col_n);
-    float *h = kiln_wbuf_(&ws->b[KILN_WB_H], sizeof(float) * Ta * Ca);
-    float *qkv = kiln_wbuf_(&ws->b[KILN_WB_QKV], sizeof(float) * Ta * 3 * Ca);
-    float *att = kiln_wbuf_(&ws->b[KILN_WB_ATT], sizeof(float) * Ta * Ca);
-    float *f = kiln_wbuf_(&ws->b[KILN_WB_F], sizeof(float) * Ta * 4 * Ca);
+    if (col_n < (size_t)Ta * Ta) /* the attention's scores (reference and CUDA) */
+        col_n = (size_t)Ta * Ta;
+    float *xin = kiln_wdbuf_(ws, KILN_WB_XIN, sizeof(float) * T0 * M);
+    float *h1 = kiln_wdbuf_(ws, KILN_WB_H1, sizeof(float) * T0 * Ca);
+    float *col = kiln_wdbuf_(ws, KILN_WB_COL, sizeof(float) * col_n);
+    float *h = kiln_wdbuf_(ws, KILN_WB_H, sizeof(float) * Ta * Ca);
+    float *qkv = kiln_wdbuf_(ws, KILN_WB_QKV, sizeof(float) * Ta * 3 * Ca);
+    float *att = kiln_wdbuf_(ws, KILN_WB_ATT, sizeof(float) * Ta * Ca);
+    float *f = kiln_wdbuf_(ws, KILN_WB_F, sizeof(float) * Ta * 4 * Ca);
     if (!xin || !h1 || !col || !h || !qkv || !att || !f)
         return KILN_ERR__NOMEM;
+    const kiln_whisper_model_t *w = kiln_w_wd_(m);
     /* conv stem: [3000, M] -> conv(k3,s1)+GELU -> [3000, Ca] -> conv(k3,s2)+GELU -> [Ta, Ca] */
-    for (int t = 0; t < T0; t++)
-        for (int c = 0; c < M; c++)
-            xin[(size_t)t * M + c] = mel[(size_t)c * T0 + t];
-    kk->conv1d(h1, xin, m->conv1_w, m->conv1_b, T0, M, Ca, 3, 1, 1, col);
+    kk->transpose(xin, mel, M, T0);
+    kk->conv1d(h1, xin, w->conv1_w, w->conv1_b, T0, M, Ca, 3, 1, 1, col);
     kk->gelu(h1, h1, (size_t)T0 * Ca);
-    kk->conv1d(out, h1, m->conv2_w, m->conv2_b, T0, Ca, Ca, 3, 2, 1, col);
+    kk->conv1d(out, h1, w->conv2_w, w->conv2_b, T0, Ca, Ca, 3, 2, 1, col);
     kk->gelu(out, out, (size_t)Ta * Ca);
-    kk->add(out, out, m->enc_pos, (size_t)Ta * Ca);
+    kk->add(out, out, w->enc_pos, (size_t)Ta * Ca);
     /* pre-LN transformer blocks */
     for (int l = 0; l < hp->n_audio_layer; l++) {
-        const kiln_wenc_layer_t *L = &m->enc[l];
+        const kiln_wenc_layer_t *L = &w->enc[l];
         kk->layernorm(h, out, L->ln1_g, L->ln1_b, Ta, Ca, 1e-5f);
         kk->matmul(qkv, h, L->w_qkv, L->b_qkv, Ta, Ca, 3 * Ca);
         kk->attention(att, Ca, qkv, 3 * Ca, qkv + Ca, 3 * Ca, qkv + 2 * Ca, 3 * Ca, Ta, Ta, H, D,
@@ -260,7 +503,7 @@ static kiln_err_t kiln_w_encode1_(const kiln_whisper_model_t *m, const kiln_kern
         kk->matmul(h, f, L->w_fc2, L->b_fc2, Ta, 4 * Ca, Ca);
         kk->add(out, out, h, (size_t)Ta * Ca);
     }
-    kk->layernorm(out, out, m->enc_ln_g, m->enc_ln_b, Ta, Ca, 1e-5f);
+    kk->layernorm(out, out, w->enc_ln_g, w->enc_ln_b, Ta, Ca, 1e-5f);
     return kiln_kernels_take_error() ? KILN_ERR__NOMEM : KILN_OK;
 }
 
@@ -269,14 +512,32 @@ kiln_err_t kiln_whisper_encode(const kiln_whisper_model_t *m, const float *mel, 
     const kiln_whisper_hparams_t *hp = &m->hp;
     if (KILN_W_FRAMES / 2 != hp->n_audio_ctx)
         return KILN_ERR__UNSUPPORTED;
-    kiln_wws_t *ws = kiln_ws_get_(m);
+    const kiln_kernels_t *kk = kiln_w_kk_(m);
+    kiln_wws_t *ws = kiln_ws_get_(m, kk);
     if (!ws)
         return KILN_ERR__NOMEM;
-    const kiln_kernels_t *kk = kiln_kernels_get(KILN_BACKEND_CPU);
+    const size_t n_mel = (size_t)hp->n_mels * KILN_W_FRAMES;
+    const size_t n_out = (size_t)hp->n_audio_ctx * hp->n_audio_state;
     kiln_err_t err = KILN_OK;
-    for (int b = 0; b < B && err == KILN_OK; b++)
-        err = kiln_w_encode1_(m, kk, ws, mel + (size_t)b * hp->n_mels * KILN_W_FRAMES,
-                              out + (size_t)b * hp->n_audio_ctx * hp->n_audio_state);
+    kiln_w_dev_lock_(kk);
+    for (int b = 0; b < B && err == KILN_OK; b++) {
+        if (kk->host_memory) { /* the caller's buffers are the backend's */
+            err = kiln_w_encode1_(m, ws, mel + b * n_mel, out + b * n_out);
+            continue;
+        }
+        float *dmel = kiln_wdbuf_(ws, KILN_WB_DMEL, sizeof(float) * n_mel);
+        float *denc = kiln_wdbuf_(ws, KILN_WB_ENC, sizeof(float) * n_out);
+        if (!dmel || !denc) {
+            err = KILN_ERR__NOMEM;
+            break;
+        }
+        kk->upload(dmel, mel + b * n_mel, sizeof(float) * n_mel);
+        if ((err = kiln_w_encode1_(m, ws, dmel, denc)) == KILN_OK)
+            kk->download(out + b * n_out, denc, sizeof(float) * n_out);
+        if (kiln_kernels_take_error())
+            err = KILN_ERR__NOMEM;
+    }
+    kiln_w_dev_unlock_(kk);
     kiln_ws_put_(m, ws);
     return err;
 }
@@ -291,22 +552,35 @@ typedef struct kiln_wrow_s {
     int lrow;                /* row of the logits output, or -1 */
 } kiln_wrow_t;
 
+/*
+ * The decoder's state. Every float buffer but logits is in the backend's
+ * memory. A forward pass describes its rows in two host arrays, uploaded
+ * once per pass (on a host-memory backend the ops read them in place):
+ *   idx  int [5 * R]: tok[R], pos[R], tk_self[R] (pos + 1), tk_cross[R]
+ *        (Ta), lidx[R] (the row of each logits row);
+ *   ptr  float * [4 * L * R]: for layer l, at 4 * l * R: the self K^T and V
+ *        caches of each row, then the cross K^T and V of its window.
+ */
 typedef struct kiln_wdec_s {
     const kiln_whisper_model_t *m;
+    const kiln_whisper_model_t *w; /* weights in the backend's memory */
     const kiln_kernels_t *kk;
     int tmax;                /* self cache columns per slot */
+    int R;                   /* rows a pass may hold (idx / ptr capacity) */
     float *sk, *sv;          /* self caches: slot s, layer l at (s*L + l) * C * tmax */
     float *xk, *xv;          /* cross K^T / V: slot w, layer l at (w*L + l) * C * Ta */
-    float *x, *h, *q, *a, *f, *lx, *logits; /* row buffers */
+    float *x, *h, *q, *a, *f, *lx; /* row buffers */
+    float *dlogits;          /* [nL, V] in the backend's memory */
+    float *logits;           /* [nL, V] on the host (== dlogits on a host-memory backend) */
     float *ascr;             /* attention scratch (reference kernels) */
-    const float **pk, **pv;  /* [2 * rows] pointer scratch */
-    int *tk;                 /* [rows] key counts */
+    int *h_idx, *idx;        /* the pass's ints: host, backend */
+    float **h_ptr, **ptr;    /* the pass's cache pointers: host, backend */
 } kiln_wdec_t;
 
-/* A dense layer over N rows: packed weights for a few rows, sgemm for many. */
+/* A dense layer over N rows: packed weights for a few rows (CPU), a GEMM for many. */
 static void kiln_w_linear_(const kiln_wdec_t *d, float *out, const float *in, const float *w,
                            const float *wp, const float *b, int N, int C, int OC) {
-    if (N <= KILN_W_PACKED_ROWS && wp)
+    if (N <= KILN_W_PACKED_ROWS && wp && d->kk->matmul_packed)
         d->kk->matmul_packed(out, in, wp, b, N, C, OC);
     else
         d->kk->matmul(out, in, w, b, N, C, OC);
@@ -319,47 +593,52 @@ static void kiln_w_linear_(const kiln_wdec_t *d, float *out, const float *in, co
  * the reads of the window's keys).
  */
 static void kiln_w_forward_(kiln_wdec_t *d, const kiln_wrow_t *rows, int nR, int nL) {
-    const kiln_whisper_model_t *m = d->m;
+    const kiln_whisper_model_t *m = d->m, *w = d->w;
     const kiln_kernels_t *kk = d->kk;
     const kiln_whisper_hparams_t *hp = &m->hp;
     const int C = hp->n_text_state, H = hp->n_text_head, D = C / H, Ta = hp->n_audio_ctx;
-    const int L = hp->n_text_layer, tmax = d->tmax;
+    const int L = hp->n_text_layer, tmax = d->tmax, R = d->R;
     const size_t sl = (size_t)C * tmax, xl = (size_t)C * Ta;
+    /* describe the rows: tokens, positions, key counts, logits rows, caches */
+    int *tok = d->h_idx, *pos = tok + R, *tks = pos + R, *tkx = tks + R, *lidx = tkx + R;
     for (int r = 0; r < nR; r++) {
-        const float *e = m->tok_emb + (size_t)rows[r].token * C;
-        const float *p = m->dec_pos + (size_t)rows[r].pos * C;
-        float *x = d->x + (size_t)r * C;
-        for (int c = 0; c < C; c++)
-            x[c] = e[c] + p[c];
+        tok[r] = rows[r].token;
+        pos[r] = rows[r].pos;
+        tks[r] = rows[r].pos + 1;
+        tkx[r] = Ta;
+        if (rows[r].lrow >= 0)
+            lidx[rows[r].lrow] = r;
+        for (int l = 0; l < L; l++) {
+            float **p = d->h_ptr + (size_t)4 * l * R;
+            p[r] = d->sk + ((size_t)rows[r].slot * L + l) * sl;
+            p[R + r] = d->sv + ((size_t)rows[r].slot * L + l) * sl;
+            p[2 * R + r] = d->xk + ((size_t)rows[r].xslot * L + l) * xl;
+            p[3 * R + r] = d->xv + ((size_t)rows[r].xslot * L + l) * xl;
+        }
     }
+    if (d->idx != d->h_idx) {
+        kk->upload(d->idx, d->h_idx, sizeof(int) * 5 * R);
+        kk->upload(d->ptr, d->h_ptr, sizeof(float *) * 4 * L * R);
+    }
+    const int *dtok = d->idx, *dpos = dtok + R, *dtks = dpos + R, *dtkx = dtks + R;
+    const int *dlidx = dtkx + R;
+    kk->embed(d->x, w->tok_emb, w->dec_pos, dtok, dpos, nR, C);
     for (int l = 0; l < L; l++) {
-        const kiln_wdec_layer_t *Ly = &m->dec[l];
+        const kiln_wdec_layer_t *Ly = &w->dec[l];
+        float *const *p = d->ptr + (size_t)4 * l * R;
         /* causal self-attention over the slots (a row sees positions <= its own) */
         kk->layernorm(d->h, d->x, Ly->ln1_g, Ly->ln1_b, nR, C, 1e-5f);
         kiln_w_linear_(d, d->q, d->h, Ly->w_qkv, Ly->p_qkv, Ly->b_qkv, nR, C, 3 * C);
-        for (int r = 0; r < nR; r++) {
-            const float *row = d->q + (size_t)r * 3 * C;
-            float *kt = d->sk + ((size_t)rows[r].slot * L + l) * sl;
-            float *v = d->sv + ((size_t)rows[r].slot * L + l) * sl;
-            for (int c = 0; c < C; c++)
-                kt[(size_t)c * tmax + rows[r].pos] = row[C + c];
-            memcpy(v + (size_t)rows[r].pos * C, row + 2 * C, sizeof(float) * C);
-            d->pk[r] = kt;
-            d->pv[r] = v;
-            d->tk[r] = rows[r].pos + 1;
-        }
-        kk->attention_kv(d->a, C, d->q, 3 * C, d->pk, tmax, d->pv, C, d->tk, nR, H, D, d->ascr);
+        kk->kv_append(p, tmax, p + R, C, d->q + C, d->q + 2 * C, 3 * C, dpos, nR, C);
+        kk->attention_kv(d->a, C, d->q, 3 * C, (const float *const *)p, tmax,
+                         (const float *const *)(p + R), C, dtks, nR, H, D, d->ascr);
         kiln_w_linear_(d, d->h, d->a, Ly->w_o, Ly->p_o, Ly->b_o, nR, C, C);
         kk->add(d->x, d->x, d->h, (size_t)nR * C);
         /* cross-attention to the window */
         kk->layernorm(d->h, d->x, Ly->lnx_g, Ly->lnx_b, nR, C, 1e-5f);
         kiln_w_linear_(d, d->q, d->h, Ly->wx_q, Ly->px_q, Ly->bx_q, nR, C, C);
-        for (int r = 0; r < nR; r++) {
-            d->pk[r] = d->xk + ((size_t)rows[r].xslot * L + l) * xl;
-            d->pv[r] = d->xv + ((size_t)rows[r].xslot * L + l) * xl;
-            d->tk[r] = Ta;
-        }
-        kk->attention_kv(d->a, C, d->q, C, d->pk, Ta, d->pv, C, d->tk, nR, H, D, d->ascr);
+        kk->attention_kv(d->a, C, d->q, C, (const float *const *)(p + 2 * R), Ta,
+                         (const float *const *)(p + 3 * R), C, dtkx, nR, H, D, d->ascr);
         kiln_w_linear_(d, d->h, d->a, Ly->wx_o, Ly->px_o, Ly->bx_o, nR, C, C);
         kk->add(d->x, d->x, d->h, (size_t)nR * C);
         /* MLP */
@@ -371,11 +650,15 @@ static void kiln_w_forward_(kiln_wdec_t *d, const kiln_wrow_t *rows, int nR, int
     }
     if (nL <= 0)
         return;
-    for (int r = 0; r < nR; r++)
-        if (rows[r].lrow >= 0)
-            memcpy(d->lx + (size_t)rows[r].lrow * C, d->x + (size_t)r * C, sizeof(float) * C);
-    kk->layernorm(d->lx, d->lx, m->dec_ln_g, m->dec_ln_b, nL, C, 1e-5f);
-    kk->matmul_packed(d->logits, d->lx, m->tok_emb_p, NULL, nL, C, hp->n_vocab);
+    /* the final layer norm and the output projection (tied embedding) of the logits rows */
+    kk->gather_rows(d->lx, d->x, dlidx, nL, C);
+    kk->layernorm(d->lx, d->lx, w->dec_ln_g, w->dec_ln_b, nL, C, 1e-5f);
+    if (w->tok_emb_p && kk->matmul_packed) /* the CPU: packed at any row count */
+        kk->matmul_packed(d->dlogits, d->lx, w->tok_emb_p, NULL, nL, C, hp->n_vocab);
+    else
+        kk->matmul(d->dlogits, d->lx, w->tok_emb, NULL, nL, C, hp->n_vocab);
+    if (d->dlogits != d->logits)
+        kk->download(d->logits, d->dlogits, sizeof(float) * nL * hp->n_vocab);
 }
 
 /* Computes the cross-attention keys (transposed) and values of one window. */
@@ -384,16 +667,12 @@ static void kiln_w_cross_(const kiln_wdec_t *d, const float *enc, int xslot) {
     const kiln_whisper_hparams_t *hp = &m->hp;
     const int C = hp->n_text_state, Ta = hp->n_audio_ctx, L = hp->n_text_layer;
     for (int l = 0; l < L; l++) {
-        const kiln_wdec_layer_t *Ly = &m->dec[l];
+        const kiln_wdec_layer_t *Ly = &d->w->dec[l];
         float *kt = d->xk + ((size_t)xslot * L + l) * C * Ta;
         float *v = d->xv + ((size_t)xslot * L + l) * C * Ta;
         /* K^T [C, Ta] = Wk [C, C] . enc^T, plus the key bias on each row */
         d->kk->matmul(kt, Ly->wx_kv, enc, NULL, C, C, Ta);
-        for (int c = 0; c < C; c++) {
-            float b = Ly->bx_kv[c], *row = kt + (size_t)c * Ta;
-            for (int t = 0; t < Ta; t++)
-                row[t] += b;
-        }
+        d->kk->add_rowbias(kt, Ly->bx_kv, C, Ta);
         d->kk->matmul(v, enc, Ly->wx_kv + (size_t)C * C, Ly->bx_kv + C, Ta, C, C);
     }
 }
@@ -416,6 +695,8 @@ static void kiln_w_filter_(const kiln_whisper_model_t *m, const kiln_whisper_par
             lg[v->suppress_begin[i]] = -INFINITY;
     for (int i = 0; i < v->n_suppress; i++)
         lg[v->suppress[i]] = -INFINITY;
+    if (p->suppress_eot)
+        lg[v->eot] = -INFINITY;
     kiln_row_stats_t st;
     if (p->timestamps) {
         lg[v->no_timestamps] = -INFINITY;
@@ -665,7 +946,10 @@ typedef struct kiln_wsess_s {
     kiln_wjob_t *jobs;
     int n_jobs, K, tok_stride, multi, max_prompt, rows_cap, next_req;
     kiln_wrow_t *rows;
-    float *mel, *enc, *row;  /* one window's mel and encoder output; one logits row */
+    float *mel, *enc, *row;  /* one window's mel (host), encoder output (backend); one
+                              * logits row (host) */
+    float *dmel;             /* the window's mel in the backend's memory (== mel on a
+                              * host-memory backend) */
     int tmp_slot0;           /* K scratch slots for beam reordering */
     double t_enc, t_cross, t_fwd, t_search; /* profile */
     long n_win, n_pass, n_rows;
@@ -688,10 +972,9 @@ static void kiln_w_copy_slot_(const kiln_wsess_t *S, int dst, int src, int n) {
     for (int l = 0; l < L; l++) {
         const float *ks = S->d.sk + ((size_t)src * L + l) * sl;
         float *kd = S->d.sk + ((size_t)dst * L + l) * sl;
-        for (int c = 0; c < C; c++)
-            memcpy(kd + (size_t)c * tmax, ks + (size_t)c * tmax, sizeof(float) * n);
-        memcpy(S->d.sv + ((size_t)dst * L + l) * sl, S->d.sv + ((size_t)src * L + l) * sl,
-               sizeof(float) * (size_t)n * C);
+        S->d.kk->copy2d(kd, tmax, ks, tmax, C, n); /* K^T: n columns of C rows */
+        S->d.kk->copy2d(S->d.sv + ((size_t)dst * L + l) * sl, C,
+                        S->d.sv + ((size_t)src * L + l) * sl, C, n, C);
     }
 }
 
@@ -1193,7 +1476,9 @@ static int kiln_w_start_job_(kiln_wsess_t *S, kiln_wjob_t *j, kiln_err_t *err) {
                    sizeof(float) * (KILN_W_FRAMES - j->size));
         }
         double t0 = kiln_w_now_();
-        if ((*err = kiln_w_encode1_(S->m, S->d.kk, S->ws, S->mel, S->enc)) != KILN_OK)
+        if (S->dmel != S->mel)
+            S->d.kk->upload(S->dmel, S->mel, sizeof(float) * M * KILN_W_FRAMES);
+        if ((*err = kiln_w_encode1_(S->m, S->ws, S->dmel, S->enc)) != KILN_OK)
             return 0;
         double t1 = kiln_w_now_();
         kiln_w_cross_(&S->d, S->enc, j->xslot);
@@ -1374,34 +1659,42 @@ static kiln_err_t kiln_w_session_alloc_(kiln_wsess_t *S) {
     const size_t R = (size_t)S->rows_cap + (size_t)J * S->K;
     const size_t RL = (size_t)J * S->K + 2 * (size_t)J;
     const size_t Tk = (size_t)(Ta > S->d.tmax ? Ta : S->d.tmax);
-    S->d.xk = kiln_wbuf_(&ws->b[KILN_WB_XK], sizeof(float) * J * L * C * Ta);
-    S->d.xv = kiln_wbuf_(&ws->b[KILN_WB_XV], sizeof(float) * J * L * C * Ta);
-    S->d.sk = kiln_wbuf_(&ws->b[KILN_WB_SK], sizeof(float) * slots * L * C * S->d.tmax);
-    S->d.sv = kiln_wbuf_(&ws->b[KILN_WB_SV], sizeof(float) * slots * L * C * S->d.tmax);
+    const int host = ws->kk->host_memory;
+    const size_t idx_bytes = sizeof(int) * 5 * R, ptr_bytes = sizeof(float *) * 4 * L * R;
+    S->d.R = (int)R;
+    S->d.xk = kiln_wdbuf_(ws, KILN_WB_XK, sizeof(float) * J * L * C * Ta);
+    S->d.xv = kiln_wdbuf_(ws, KILN_WB_XV, sizeof(float) * J * L * C * Ta);
+    S->d.sk = kiln_wdbuf_(ws, KILN_WB_SK, sizeof(float) * slots * L * C * S->d.tmax);
+    S->d.sv = kiln_wdbuf_(ws, KILN_WB_SV, sizeof(float) * slots * L * C * S->d.tmax);
     S->mel = kiln_wbuf_(&ws->b[KILN_WB_MEL], sizeof(float) * hp->n_mels * KILN_W_FRAMES);
-    S->enc = kiln_wbuf_(&ws->b[KILN_WB_ENC], sizeof(float) * Ta * hp->n_audio_state);
-    S->d.x = kiln_wbuf_(&ws->b[KILN_WB_DX], sizeof(float) * R * C);
-    S->d.h = kiln_wbuf_(&ws->b[KILN_WB_DH], sizeof(float) * R * C);
-    S->d.q = kiln_wbuf_(&ws->b[KILN_WB_DQ], sizeof(float) * R * 3 * C);
-    S->d.a = kiln_wbuf_(&ws->b[KILN_WB_DA], sizeof(float) * R * C);
-    S->d.f = kiln_wbuf_(&ws->b[KILN_WB_DF], sizeof(float) * R * 4 * C);
-    S->d.lx = kiln_wbuf_(&ws->b[KILN_WB_LX], sizeof(float) * RL * C);
+    S->dmel = host ? S->mel
+                   : kiln_wdbuf_(ws, KILN_WB_DMEL, sizeof(float) * hp->n_mels * KILN_W_FRAMES);
+    S->enc = kiln_wdbuf_(ws, KILN_WB_ENC, sizeof(float) * Ta * hp->n_audio_state);
+    S->d.x = kiln_wdbuf_(ws, KILN_WB_DX, sizeof(float) * R * C);
+    S->d.h = kiln_wdbuf_(ws, KILN_WB_DH, sizeof(float) * R * C);
+    S->d.q = kiln_wdbuf_(ws, KILN_WB_DQ, sizeof(float) * R * 3 * C);
+    S->d.a = kiln_wdbuf_(ws, KILN_WB_DA, sizeof(float) * R * C);
+    S->d.f = kiln_wdbuf_(ws, KILN_WB_DF, sizeof(float) * R * 4 * C);
+    S->d.lx = kiln_wdbuf_(ws, KILN_WB_LX, sizeof(float) * RL * C);
     S->d.logits = kiln_wbuf_(&ws->b[KILN_WB_LOGITS], sizeof(float) * RL * V);
-    S->d.ascr = kiln_wbuf_(&ws->b[KILN_WB_ASCR], sizeof(float) * R * Tk);
+    S->d.dlogits = host ? S->d.logits : kiln_wdbuf_(ws, KILN_WB_DLOGITS, sizeof(float) * RL * V);
+    S->d.ascr = kiln_wdbuf_(ws, KILN_WB_ASCR, sizeof(float) * R * Tk);
     S->rows = kiln_wbuf_(&ws->b[KILN_WB_ROWS], sizeof(kiln_wrow_t) * R);
-    void **ptrs = kiln_wbuf_(&ws->b[KILN_WB_PTRS], (2 * sizeof(void *) + sizeof(int)) * R);
+    char *ptrs = kiln_wbuf_(&ws->b[KILN_WB_PTRS], ptr_bytes + idx_bytes);
+    S->d.h_ptr = (float **)ptrs;
+    S->d.h_idx = ptrs ? (int *)(ptrs + ptr_bytes) : NULL;
+    S->d.ptr = host ? S->d.h_ptr : kiln_wdbuf_(ws, KILN_WB_DPTR, ptr_bytes);
+    S->d.idx = host ? S->d.h_idx : kiln_wdbuf_(ws, KILN_WB_DIDX, idx_bytes);
     S->jobs = kiln_wbuf_(&ws->b[KILN_WB_JOBS], sizeof(kiln_wjob_t) * J);
     int *toks = kiln_wbuf_(&ws->b[KILN_WB_TOKS],
                            sizeof(int) * J * ((size_t)KILN_W_R__COUNT * S->tok_stride +
                                               (size_t)S->max_prompt + 8));
     float *pl = kiln_wbuf_(&ws->b[KILN_WB_PLOGITS], sizeof(float) * ((size_t)J + 1) * V);
-    if (!S->d.xk || !S->d.xv || !S->d.sk || !S->d.sv || !S->mel || !S->enc || !S->d.x ||
-        !S->d.h || !S->d.q || !S->d.a || !S->d.f || !S->d.lx || !S->d.logits || !S->d.ascr ||
-        !S->rows || !ptrs || !S->jobs || !toks || !pl)
+    if (!S->d.xk || !S->d.xv || !S->d.sk || !S->d.sv || !S->mel || !S->dmel || !S->enc ||
+        !S->d.x || !S->d.h || !S->d.q || !S->d.a || !S->d.f || !S->d.lx || !S->d.logits ||
+        !S->d.dlogits || !S->d.ascr || !S->rows || !ptrs || !S->d.ptr || !S->d.idx ||
+        !S->jobs || !toks || !pl)
         return KILN_ERR__NOMEM;
-    S->d.pk = (const float **)ptrs;
-    S->d.pv = (const float **)ptrs + R;
-    S->d.tk = (int *)((const float **)ptrs + 2 * R);
     S->row = pl + (size_t)J * V;
     S->tmp_slot0 = J * S->K;
     memset(S->jobs, 0, sizeof(kiln_wjob_t) * J);
@@ -1473,9 +1766,10 @@ kiln_err_t kiln_whisper_transcribe(const kiln_whisper_model_t *m,
     if (S.n_jobs > n)
         S.n_jobs = n > 0 ? n : 1;
     S.d.m = m;
-    S.d.kk = kiln_kernels_get(KILN_BACKEND_CPU);
+    S.d.w = kiln_w_wd_(m);
+    S.d.kk = kiln_w_kk_(m);
     S.rq = calloc((size_t)(n > 0 ? n : 1), sizeof(*S.rq));
-    S.ws = kiln_ws_get_(m);
+    S.ws = kiln_ws_get_(m, S.d.kk);
     if (!S.rq || !S.ws) {
         err = KILN_ERR__NOMEM;
         goto done;
@@ -1503,7 +1797,9 @@ kiln_err_t kiln_whisper_transcribe(const kiln_whisper_model_t *m,
         S.rq[i].active = S.rq[i].content > 0;
     }
     double t0 = kiln_w_now_();
+    kiln_w_dev_lock_(S.d.kk);
     err = kiln_w_session_(&S);
+    kiln_w_dev_unlock_(S.d.kk);
     if (getenv("KILN_WHISPER_PROFILE"))
         fprintf(stderr,
                 "whisper profile: %.3f s total; %ld windows: encoder %.3f s, cross K/V %.3f s; "

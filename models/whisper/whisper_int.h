@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kiln/kernels.h"
 #include "kiln/whisper.h"
 
 /* dtypes of indexed tensors */
@@ -73,7 +74,19 @@ struct kiln_whisper_model_s {
     kiln_wvocab_t vocab;
     /* every fp32 buffer above, freed together */
     void **bufs;
+    size_t *buf_n;           /* floats of each bufs[i] */
     int n_bufs, cap_bufs;
+    int n_bufs_dense;        /* bufs[0, n_bufs_dense): what the loaders took; the
+                              * packed copies of kiln_whisper_prepare_ follow */
+    /* the backend (kiln_whisper_model_set_backend): kk NULL is the CPU table
+     * of kiln_kernels_get(KILN_BACKEND_CPU) at each call; wd is the model
+     * whose weight pointers the ops get: m itself on a host-memory backend,
+     * else a mirror holding the backend's copies (dense layout only: no
+     * packed weights), with dev_bufs its allocations */
+    const kiln_kernels_t *kk;
+    struct kiln_whisper_model_s *wd;
+    void **dev_bufs;
+    int n_dev_bufs;
 };
 
 /* ---- tensor table (loader.c) */
@@ -110,6 +123,20 @@ void kiln_whisper_vocab_free(kiln_wvocab_t *v);
 int kiln_whisper_prepare_(kiln_whisper_model_t *m, char *errstr, size_t errstr_size);
 /* Frees the workspace cache (model destroy). */
 void kiln_whisper_cache_free_(kiln_whisper_model_t *m);
+/* Frees the backend's copy of the weights (model destroy; whisper.c). */
+void kiln_whisper_backend_free_(kiln_whisper_model_t *m);
+
+/*
+ * A model of shape \p hp with random weights (seeded; the same seed gives
+ * the same model): matrices uniform with variance 1/fan_in, layer-norm
+ * gains near 1, small biases, a vocabulary of n_vocab made-up tokens with
+ * Whisper's special-token layout. For tests and benchmarks of real shapes
+ * (large-v3: 1.55 G weights) without a checkpoint file.
+ * @returns the model (kiln_whisper_model_destroy), or NULL with a message.
+ */
+kiln_whisper_model_t *kiln_whisper_model_random_(const kiln_whisper_hparams_t *hp,
+                                                 uint64_t seed, char *errstr,
+                                                 size_t errstr_size);
 
 /* ---- format loaders */
 int kiln_whisper_load_ct2_(kiln_whisper_model_t *m, const char *dir, const char *bin,

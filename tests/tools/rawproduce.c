@@ -4,8 +4,9 @@
  *
  *   rawproduce BOOTSTRAP TOPIC < lines
  * Each stdin line is "KEY<TAB>VALUE[<TAB>HEADER=VAL...]"; the value is sent
- * as is (it may be invalid JSON on purpose). Exit 0 when every message was
- * acknowledged.
+ * as is (it may be invalid JSON on purpose). A header field "+N" adds N
+ * filler headers x-0=0 .. x-<N-1>=<N-1> (the job.max_headers test). Exit 0
+ * when every message was acknowledged.
  */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -50,6 +51,15 @@ int main(int argc, char **argv) {
         if (hdr) {
             *hdr++ = '\0';
             for (char *tok = strtok(hdr, "\t"); tok; tok = strtok(NULL, "\t")) {
+                if (tok[0] == '+') { /* +N: N filler headers x-0=0 .. x-<N-1>=<N-1> */
+                    for (int k = 0, cnt = atoi(tok + 1); k < cnt; k++) {
+                        char hn[32], hv[16];
+                        snprintf(hn, sizeof(hn), "x-%d", k);
+                        snprintf(hv, sizeof(hv), "%d", k);
+                        rd_kafka_header_add(h, hn, -1, hv, -1);
+                    }
+                    continue;
+                }
                 char *eq = strchr(tok, '=');
                 if (eq) {
                     *eq = '\0';
