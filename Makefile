@@ -37,7 +37,7 @@ LIBS := -lrdkafka -lpq -lsndfile -ljansson -lsoxr -lcurl -lcrypto -lmicrohttpd -
 
 DEB_PKGS := gcc make pkg-config librdkafka-dev libpq-dev libsndfile1-dev libjansson-dev \
             libsoxr-dev libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libopenblas-dev libfftw3-dev uuid-dev \
-            postgresql-15 postgresql-client-15 espeak-ng libespeak-ng-dev sox prometheus jq
+            postgresql-15 postgresql-client-15 espeak-ng libespeak-ng-dev sox prometheus jq valgrind
 
 LIB_SRCS := $(wildcard lib/*.c producers/*.c workers/*.c scheduler/*.c kernels/*.c \
                        kernels/cpu/*.c models/*/*.c)
@@ -169,11 +169,15 @@ var/venv/.ok:
 	var/venv/bin/pip install -q faster-whisper==1.2.1 soundfile soxr jiwer
 	var/venv/bin/pip install -q --no-deps openai-whisper more-itertools regex
 	var/venv/bin/pip install -q piper-tts==1.8.0 onnx==1.23.2
+	var/venv/bin/pip install -q pywhispercpp==1.5.1
 	touch $@
 
 test-ref: all models ref-venv
 	KILN_WHISPER_GOLDEN_ALL=1 $(BUILD)/tests/0150-whisper_golden
 	var/venv/bin/python tests/golden/make_whisper_golden.py ../shared/data/speech/dev | diff - tests/golden/whisper-tiny.en-dev.tsv
+	rm -rf $(BUILD)/enc-dump && mkdir -p $(BUILD)/enc-dump
+	KILN_WHISPER_GOLDEN_ALL=1 KILN_WHISPER_ENC_DUMP=$(BUILD)/enc-dump $(BUILD)/tests/0154-whisper_encoder
+	var/venv/bin/python tests/golden/make_whisper_encoder_golden.py --compare $(BUILD)/enc-dump ../shared/data/speech/dev
 	$(BUILD)/kiln transcribe --format json $$(cut -f1 ../shared/data/speech/dev/transcripts.tsv | sed 's|^|../shared/data/speech/dev/|') > $(BUILD)/kiln-dev.jsonl
 	var/venv/bin/python bench/asr_wer.py ../shared/data/speech/dev $(BUILD)/kiln-dev.jsonl tests/golden/whisper-tiny.en-dev.tsv
 	var/venv/bin/python tests/golden/voice_ref.py var/models/voices/en_US-joe-medium tests/golden/voice_corpus.txt $(BUILD)/voice_ref.tsv && diff $(BUILD)/voice_ref.tsv tests/golden/voice_ref.tsv
@@ -198,4 +202,4 @@ fuzz:
 clean:
 	rm -rf build build-san build-fuzz build-cuda
 
--include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*/*/*.d)
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*/*/*.d $(BUILD)/tests/*.d)

@@ -1,19 +1,21 @@
 /*
  * cmd/bench_asr.c - `kiln bench asr` and `kiln bench wer`: kiln's Whisper
- * against faster-whisper on the same model, audio and thread count.
+ * against faster-whisper and whisper.cpp on the same model, audio and
+ * thread count.
  *
  * bench asr
  *   1. loads the model once and decodes every audio file of DIR (the files
  *      of DIR/transcripts.tsv) to 16 kHz PCM, in this process;
- *   2. starts faster-whisper (bench/asr_fw.py in ./var/venv) as a child
- *      process that loads the same model and audio and then transcribes
- *      every file on each "run" line it reads (skipped, with a note, when
- *      the venv is absent);
- *   3. runs kiln and faster-whisper interleaved, A B A B, one warm-up pass
+ *   2. starts each baseline as a child process from ./var/venv that loads
+ *      the same model and audio and then transcribes every file on each
+ *      "run" line it reads: faster-whisper (bench/asr_fw.py) and whisper.cpp
+ *      (bench/asr_wcpp.py: pywhispercpp, on the same weights converted to
+ *      ggml f16 once); one that cannot start is skipped with its reason;
+ *   3. runs kiln and the baselines in turn, A B C A B C, one warm-up pass
  *      each and then --reps timed passes each, and reports the median wall
  *      time of a pass, the real-time factor (wall / audio), the speed ratio
- *      (faster-whisper time / kiln time) and the WER of each side's last
- *      pass against the references (bench/asr_wer.py: Whisper's English
+ *      (baseline time / kiln time) and the WER of each side's last pass
+ *      against the references (bench/asr_wer.py: Whisper's English
  *      normaliser and jiwer; without the venv, a basic normaliser written
  *      here: lower case, punctuation dropped);
  *   4. measures kiln alone at batch 1, 8 and 32 (--scaling), median of
@@ -21,16 +23,16 @@
  *   5. prints a table, with --json one JSON object as the last line, and
  *      writes it to bench/results/asr-<date>-<hostname>.json (--out, or
  *      --no-save).
- * Both sides use the same decoding settings: --preset greedy (default;
+ * Every side uses the same decoding settings: --preset greedy (default;
  * beam 1, temperature 0, no conditioning: the golden files' settings, where
  * the tokens match) or --preset default (faster-whisper's defaults: beam 5,
  * temperature fallback, conditioning), --beam N overriding the beam size.
- * Timings on a CPU machine are ratios: kiln and the reference run in turn on
- * the same cores, and only the ratio is meant to be compared between runs.
+ * Timings on a CPU machine are ratios: kiln and the references run in turn
+ * on the same cores, and only the ratio is meant to be compared between runs.
  *
  * bench wer DIR
- *   transcribes DIR's files with kiln and prints its WER, and faster-whisper's
- *   WER on the same files and settings when the venv exists.
+ *   transcribes DIR's files with kiln and prints its WER, and each
+ *   baseline's WER on the same files and settings when the venv has it.
  *
  * Exit: 0, 1 on failure, 2 on a usage error.
  */
@@ -64,7 +66,7 @@ typedef struct {
 } kiln_ba_file_t;
 
 typedef struct {
-    const char *model, *dir, *preset, *out, *venv, *ref_omp;
+    const char *model, *dir, *preset, *out, *venv, *ref_omp, *refs;
     int threads, beam, batch, reps, sreps, json, no_ref, no_save, max_files;
     int scaling[8], n_scaling;
 } kiln_ba_opts_t;
@@ -235,41 +237,87 @@ done:
     return t;
 }
 
-/* ---- faster-whisper side (child process) --------------------------------- */
+/* ---- reference implementations (child processes) -------------------------- */
 
+/*
+ * One reference implementation, run as a child process by a bench/asr_*.py
+ * script that speaks the same line protocol: it loads the model and the
+ * audio, prints {"ready": true, ...}, then answers each "run" line with one
+ * JSON line {"elapsed", "maxrss_kb", "texts"} and ends on "quit".
+ */
 typedef struct {
+    const char *name;        /* "faster-whisper", "whisper.cpp" */
+    const char *script;      /* under bench/ */
+    const char *what;        /* description for the result JSON */
     pid_t pid;
     FILE *in, *out;
-    char log[64];
+    char log[96];
+    int up;                  /* started and ready */
+    const char *why;         /* when !up: why not */
+    char whybuf[700];
+    double t[64];            /* timed passes */
+    int nt;
+    long rss_kb;
+    char **texts;            /* last pass, one per file */
+    double wer;
 } kiln_ba_ref_t;
 
-/* Starts bench/asr_fw.py. @returns 0, or -1 with *why set (venv or script missing, ...). */
+/* The baselines, in the order they run after kiln. */
+static void kiln_ba_refs_init_(kiln_ba_ref_t r[2], int n_files) {
+    memset(r, 0, 2 * sizeof(*r));
+    r[0].name = "faster-whisper";
+    r[0].script = "asr_fw.py";
+    r[0].what = "faster-whisper 1.2.1 (CTranslate2 4.8.5, float32)";
+    r[1].name = "whisper.cpp";
+    r[1].script = "asr_wcpp.py";
+    r[1].what = "whisper.cpp 1.8.5 (pywhispercpp 1.5.1 wheel: ggml 0.13.1, OpenMP), the same "
+                "weights converted to ggml f16 (bench/asr_wcpp.py)";
+    for (int k = 0; k < 2; k++) {
+        r[k].pid = -1;
+        r[k].wer = -1.0;
+        r[k].texts = calloc((size_t)n_files, sizeof(char *));
+    }
+}
+
+/* Keeps the last line of the child's log as the reason it failed. */
+static void kiln_ba_ref_fail_(kiln_ba_ref_t *r, const char *what) {
+    char line[512] = "", last[512] = "";
+    FILE *lf = r->log[0] ? fopen(r->log, "r") : NULL;
+    while (lf && fgets(line, sizeof(line), lf))
+        if (line[0] != '\n')
+            snprintf(last, sizeof(last), "%s", line);
+    if (lf)
+        fclose(lf);
+    last[strcspn(last, "\n")] = '\0';
+    snprintf(r->whybuf, sizeof(r->whybuf), "%s%s%s", what, last[0] ? ": " : "", last);
+    r->why = r->whybuf;
+}
+
+/* Starts r's script. @returns 0, or -1 with r->why set (venv or script missing, ...). */
 static int kiln_ba_ref_start_(kiln_ba_ref_t *r, const kiln_ba_opts_t *o,
-                              const kiln_ba_file_t *f, int n, const char **why) {
-    static char whybuf[600];
-    char py[1024], script_buf[1024], thr[16];
-    memset(r, 0, sizeof(*r));
-    r->pid = -1;
+                              const kiln_ba_file_t *f, int n) {
+    char py[1024], script_buf[1024], thr[16], beam[16];
     snprintf(py, sizeof(py), "%s/bin/python", o->venv);
-    const char *script = kiln_ba_script_("asr_fw.py", script_buf, sizeof(script_buf));
+    const char *script = kiln_ba_script_(r->script, script_buf, sizeof(script_buf));
     if (!kiln_ba_exists_(py)) {
-        snprintf(whybuf, sizeof(whybuf), "no reference: %s is absent (make ref-venv)", py);
-        *why = whybuf;
+        snprintf(r->whybuf, sizeof(r->whybuf), "no reference: %s is absent (make ref-venv)", py);
+        r->why = r->whybuf;
         return -1;
     }
     if (!script) {
-        *why = "no reference: bench/asr_fw.py not found";
+        snprintf(r->whybuf, sizeof(r->whybuf), "no reference: bench/%s not found", r->script);
+        r->why = r->whybuf;
         return -1;
     }
     int to_child[2], from_child[2];
     if (pipe(to_child) || pipe(from_child)) {
-        *why = "could not create pipes";
+        r->why = "could not create pipes";
         return -1;
     }
-    snprintf(r->log, sizeof(r->log), "/tmp/kiln-bench-asr-fw.%d.log", (int)getpid());
+    snprintf(r->log, sizeof(r->log), "/tmp/kiln-bench-asr-%s.%d.log", r->script, (int)getpid());
     snprintf(thr, sizeof(thr), "%d", o->threads > 0 ? o->threads : kiln_kernels_threads());
     char **args = calloc((size_t)n + 16, sizeof(char *));
-    char beam[16];
+    char **paths = calloc((size_t)n, sizeof(char *));
     int a = 0;
     args[a++] = py;
     args[a++] = (char *)script;
@@ -284,7 +332,6 @@ static int kiln_ba_ref_start_(kiln_ba_ref_t *r, const kiln_ba_opts_t *o,
         args[a++] = "--beam";
         args[a++] = beam;
     }
-    char **paths = calloc((size_t)n, sizeof(char *));
     for (int i = 0; i < n; i++) {
         size_t len = strlen(o->dir) + strlen(f[i].name) + 2;
         paths[i] = malloc(len);
@@ -319,7 +366,7 @@ static int kiln_ba_ref_start_(kiln_ba_ref_t *r, const kiln_ba_opts_t *o,
     if (r->pid < 0) {
         close(to_child[1]);
         close(from_child[0]);
-        *why = "could not start the reference process";
+        r->why = "could not start the reference process";
         return -1;
     }
     r->in = fdopen(to_child[1], "w");
@@ -329,17 +376,16 @@ static int kiln_ba_ref_start_(kiln_ba_ref_t *r, const kiln_ba_opts_t *o,
     int ok = r->out && getline(&line, &cap, r->out) > 0 && strstr(line, "\"ready\"");
     free(line);
     if (!ok) {
-        snprintf(whybuf, sizeof(whybuf), "the reference process failed to start (log: %s)",
-                 r->log);
-        *why = whybuf;
+        kiln_ba_ref_fail_(r, "the reference process failed to start");
         return -1;
     }
+    r->up = 1;
     return 0;
 }
 
-/* One reference pass. @returns its elapsed seconds (as it measured them), or -1. */
-static double kiln_ba_ref_pass_(kiln_ba_ref_t *r, const kiln_ba_file_t *f, int n, char **texts,
-                                long *rss_kb) {
+/* One reference pass into r->texts. @returns its elapsed seconds (as it
+ * measured them), or -1. */
+static double kiln_ba_ref_pass_(kiln_ba_ref_t *r, const kiln_ba_file_t *f, int n) {
     fprintf(r->in, "run\n");
     fflush(r->in);
     char *line = NULL;
@@ -351,23 +397,25 @@ static double kiln_ba_ref_pass_(kiln_ba_ref_t *r, const kiln_ba_file_t *f, int n
         json_t *e = o ? json_object_get(o, "elapsed") : NULL;
         if (json_is_number(e)) {
             el = json_number_value(e);
-            if (rss_kb)
-                *rss_kb = (long)json_integer_value(json_object_get(o, "maxrss_kb"));
+            r->rss_kb = (long)json_integer_value(json_object_get(o, "maxrss_kb"));
             json_t *tx = json_object_get(o, "texts");
-            for (int i = 0; texts && i < n; i++) {
+            for (int i = 0; i < n; i++) {
                 const char *base = strrchr(f[i].name, '/') ? strrchr(f[i].name, '/') + 1
                                                            : f[i].name;
                 const char *s = json_string_value(json_object_get(tx, base));
-                free(texts[i]);
-                texts[i] = strdup(s ? s : "");
+                free(r->texts[i]);
+                r->texts[i] = strdup(s ? s : "");
             }
         }
         json_decref(o);
     }
     free(line);
+    if (el < 0)
+        kiln_ba_ref_fail_(r, "the reference pass failed");
     return el;
 }
 
+/* Ends the child process (if any); r->texts and the results stay. */
 static void kiln_ba_ref_stop_(kiln_ba_ref_t *r) {
     if (r->in) {
         fprintf(r->in, "quit\n");
@@ -379,7 +427,9 @@ static void kiln_ba_ref_stop_(kiln_ba_ref_t *r) {
         waitpid(r->pid, NULL, 0);
     if (r->log[0])
         unlink(r->log);
-    memset(r, 0, sizeof(*r));
+    r->in = r->out = NULL;
+    r->pid = -1;
+    r->log[0] = '\0';
 }
 
 /* ---- WER ---------------------------------------------------------------- */
@@ -452,63 +502,49 @@ static double kiln_ba_wer_basic_(const kiln_ba_file_t *f, int n, char **texts) {
     return words ? 100.0 * edits / words : 0.0;
 }
 
+#define KILN_BA_WER_PY "whisper-normalizer"
+#define KILN_BA_WER_BASIC "basic (lower case, no punctuation; venv absent)"
+
 /*
- * WER in percent of each text set (kiln's, and the reference's when not
- * NULL) with bench/asr_wer.py (Whisper's English normaliser + jiwer).
- * @returns 0, or -1 when the script or venv is missing (nothing set).
+ * WER in percent of texts (one per file) with bench/asr_wer.py (Whisper's
+ * English normaliser + jiwer), or, when the script or venv is missing or
+ * fails, with the basic normaliser above. *how gets KILN_BA_WER_PY or
+ * KILN_BA_WER_BASIC.
  */
-static int kiln_ba_wer_py_(const kiln_ba_opts_t *o, const kiln_ba_file_t *f, int n,
-                           char **kt, char **rt, double *wk, double *wr) {
-    char py[1024], sb[1024], tk[128], tr[128], cmd[4096];
+static double kiln_ba_wer_(const kiln_ba_opts_t *o, const kiln_ba_file_t *f, int n,
+                           char **texts, const char **how) {
+    char py[1024], sb[1024], tsv[128], cmd[4096];
+    double wer = -1.0;
     snprintf(py, sizeof(py), "%s/bin/python", o->venv);
     const char *script = kiln_ba_script_("asr_wer.py", sb, sizeof(sb));
-    if (!script || !kiln_ba_exists_(py))
-        return -1;
-    snprintf(tk, sizeof(tk), "/tmp/kiln-bench-wer-kiln.%d.tsv", (int)getpid());
-    snprintf(tr, sizeof(tr), "/tmp/kiln-bench-wer-ref.%d.tsv", (int)getpid());
-    for (int w = 0; w < 2; w++) {
-        char **t = w ? rt : kt;
-        if (!t)
-            continue;
-        FILE *fp = fopen(w ? tr : tk, "w");
-        if (!fp)
-            return -1;
+    snprintf(tsv, sizeof(tsv), "/tmp/kiln-bench-wer.%d.tsv", (int)getpid());
+    FILE *fp = script && kiln_ba_exists_(py) ? fopen(tsv, "w") : NULL;
+    if (fp) {
         for (int i = 0; i < n; i++) {
             fprintf(fp, "%s\t", f[i].name);
-            for (const char *c = t[i] ? t[i] : ""; *c; c++) /* one line per file */
+            for (const char *c = texts[i] ? texts[i] : ""; *c; c++) /* one line per file */
                 fputc(*c == '\t' || *c == '\n' ? ' ' : *c, fp);
             fputc('\n', fp);
         }
         fclose(fp);
-    }
-    snprintf(cmd, sizeof(cmd), "'%s' '%s' --json '%s' '%s' %s%s%s 2>/dev/null", py, script,
-             o->dir, tk, rt ? "'" : "", rt ? tr : "", rt ? "'" : "");
-    FILE *pp = popen(cmd, "r");
-    int got = 0;
-    if (pp) {
+        snprintf(cmd, sizeof(cmd), "'%s' '%s' --json '%s' '%s' 2>/dev/null", py, script, o->dir,
+                 tsv);
+        FILE *pp = popen(cmd, "r");
         char line[1024];
-        while (fgets(line, sizeof(line), pp)) {
+        while (pp && fgets(line, sizeof(line), pp)) {
             json_error_t je;
             json_t *j = json_loads(line, 0, &je);
-            const char *h = j ? json_string_value(json_object_get(j, "hyp")) : NULL;
             json_t *v = j ? json_object_get(j, "wer") : NULL;
-            if (h && json_is_number(v)) {
-                if (!strcmp(h, tk)) {
-                    *wk = json_number_value(v);
-                    got |= 1;
-                } else if (!strcmp(h, tr)) {
-                    *wr = json_number_value(v);
-                    got |= 2;
-                }
-            }
+            if (json_is_number(v))
+                wer = json_number_value(v);
             json_decref(j);
         }
-        pclose(pp);
+        if (pp)
+            pclose(pp);
+        unlink(tsv);
     }
-    unlink(tk);
-    if (rt)
-        unlink(tr);
-    return (got & 1) && (!rt || (got & 2)) ? 0 : -1;
+    *how = wer >= 0 ? KILN_BA_WER_PY : KILN_BA_WER_BASIC;
+    return wer >= 0 ? wer : kiln_ba_wer_basic_(f, n, texts);
 }
 
 /* ---- options ------------------------------------------------------------ */
@@ -518,13 +554,14 @@ static void kiln_ba_usage_(FILE *fp, int wer) {
         fprintf(fp, "usage: kiln bench wer [OPTIONS] [DIR]\n\n"
                     "Transcribes DIR's files (DIR/transcripts.tsv: file<TAB>reference) with kiln\n"
                     "and prints the WER after Whisper's English normalisation, and the WER of\n"
-                    "faster-whisper (./var/venv) on the same files and settings.\n\n");
+                    "faster-whisper and whisper.cpp (./var/venv) on the same files and\n"
+                    "settings.\n\n");
     else
         fprintf(fp, "usage: kiln bench asr [OPTIONS]\n\n"
-                    "Times kiln and faster-whisper (./var/venv, as a child process) on the same\n"
-                    "model, audio and thread count, interleaved (A B A B), and prints each one's\n"
-                    "real-time factor and WER, the speed ratio, and kiln's throughput at several\n"
-                    "batch sizes.\n\n");
+                    "Times kiln, faster-whisper and whisper.cpp (./var/venv, child processes)\n"
+                    "on the same model, audio and thread count, interleaved (A B C A B C), and\n"
+                    "prints each one's real-time factor and WER, the speed ratios, and kiln's\n"
+                    "throughput at several batch sizes.\n\n");
     fprintf(fp,
             "  --model PATH      model (default " KILN_BA_DEFAULT_MODEL ")\n"
             "  --dir DIR         audio and transcripts.tsv (default " KILN_BA_DEFAULT_DIR ")\n"
@@ -534,10 +571,13 @@ static void kiln_ba_usage_(FILE *fp, int wer) {
             "  --beam N          beam size of both sides (overrides the preset's)\n"
             "  --batch N         kiln's windows decoded together (default 8)\n"
             "  --files N         only the first N files\n"
+            "  --refs LIST       baselines, comma-separated (default\n"
+            "                    faster-whisper,whisper.cpp; whisper.cpp needs pywhispercpp\n"
+            "                    in the venv and converts the model to ggml once)\n"
             "  --no-ref          kiln only\n"
-            "  --venv DIR        the reference's venv (default var/venv)\n"
+            "  --venv DIR        the baselines' venv (default var/venv)\n"
             "  --ref-omp MODE    passive (default: OMP_WAIT_POLICY=PASSIVE for the\n"
-            "                    reference, its best case on a busy machine) or active\n"
+            "                    baselines, their best case on a busy machine) or active\n"
             "  --json            also print one JSON object as the last line\n");
     if (!wer)
         fprintf(fp,
@@ -560,13 +600,14 @@ static int kiln_ba_parse_(int argc, char **argv, kiln_ba_opts_t *o, int wer) {
         {"reps", required_argument, 0, 'r'}, {"scaling", required_argument, 0, 's'},
         {"scaling-reps", required_argument, 0, 'R'}, {"out", required_argument, 0, 'o'},
         {"no-save", no_argument, 0, 'x'}, {"ref-omp", required_argument, 0, 'O'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"refs", required_argument, 0, 'f'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof(*o));
     o->model = KILN_BA_DEFAULT_MODEL;
     o->dir = KILN_BA_DEFAULT_DIR;
     o->preset = "greedy";
     o->venv = "var/venv";
     o->ref_omp = "passive";
+    o->refs = "faster-whisper,whisper.cpp";
     o->batch = 8;
     o->reps = 5;
     o->sreps = 3;
@@ -602,6 +643,7 @@ static int kiln_ba_parse_(int argc, char **argv, kiln_ba_opts_t *o, int wer) {
         case 'B': o->batch = (int)v; break;
         case 'F': o->max_files = (int)v; break;
         case 'N': o->no_ref = 1; break;
+        case 'f': o->refs = optarg; break;
         case 'v': o->venv = optarg; break;
         case 'j': o->json = 1; break;
         case 'r': o->reps = (int)(v > 50 ? 50 : v); break;
@@ -675,55 +717,136 @@ static void kiln_ba_texts_free_(char **t, int n) {
     free(t);
 }
 
+/*
+ * What both commands start with: parses the options, sets the threads,
+ * loads the model and decodes DIR's files.
+ * @returns the file count, or 0 with *rc the exit status (0 after --help).
+ */
+static int kiln_ba_setup_(int argc, char **argv, int wer, kiln_ba_opts_t *o,
+                          kiln_whisper_model_t **m, kiln_ba_file_t **f, int *rc) {
+    char err[512];
+    const char *me = wer ? "kiln bench wer" : "kiln bench asr";
+    int pr = kiln_ba_parse_(argc, argv, o, wer);
+    *rc = pr > 0 ? 0 : 2;
+    if (pr)
+        return 0;
+    *rc = 1;
+    if (o->threads > 0)
+        kiln_kernels_set_threads(o->threads);
+    if (!(*m = kiln_whisper_model_load(o->model, err, sizeof(err)))) {
+        fprintf(stderr, "%s: %s\n", me, err);
+        return 0;
+    }
+    int n = kiln_ba_files_load_(o->dir, o->max_files, f);
+    if (n <= 0) {
+        kiln_whisper_model_destroy(*m);
+        return 0;
+    }
+    *rc = 0;
+    return n;
+}
+
+/* Starts the baselines --refs asks for (all unless --no-ref). */
+static void kiln_ba_refs_start_(kiln_ba_ref_t r[2], const kiln_ba_opts_t *o,
+                                const kiln_ba_file_t *f, int n) {
+    for (int k = 0; k < 2; k++) {
+        if (o->no_ref)
+            r[k].why = "no reference: --no-ref";
+        else if (!strstr(o->refs, r[k].name))
+            r[k].why = "not asked for (--refs)";
+        else if (kiln_ba_ref_start_(&r[k], o, f, n))
+            kiln_ba_ref_stop_(&r[k]);
+    }
+}
+
+/* One pass of every running baseline; one that fails is stopped with its
+ * reason and left out from then on. timed: keep the times. */
+static void kiln_ba_refs_pass_(kiln_ba_ref_t r[2], const kiln_ba_file_t *f, int n, int timed) {
+    for (int k = 0; k < 2; k++) {
+        if (!r[k].up)
+            continue;
+        double t = kiln_ba_ref_pass_(&r[k], f, n);
+        if (t < 0) {
+            fprintf(stderr, "\nkiln bench: %s: %s\n", r[k].name, r[k].why);
+            r[k].up = 0;
+            r[k].nt = 0;
+            kiln_ba_ref_stop_(&r[k]);
+        } else if (timed && r[k].nt < 64) {
+            r[k].t[r[k].nt++] = t;
+            fprintf(stderr, "  %s %.2f s", r[k].name, t);
+        }
+    }
+}
+
+static void kiln_ba_refs_free_(kiln_ba_ref_t r[2], int n) {
+    for (int k = 0; k < 2; k++) {
+        kiln_ba_ref_stop_(&r[k]);
+        kiln_ba_texts_free_(r[k].texts, n);
+        r[k].texts = NULL;
+    }
+}
+
+/* Frees what kiln_ba_setup_() and a command made. */
+static void kiln_ba_teardown_(kiln_ba_ref_t refs[2], char **kt, kiln_ba_file_t *f, int n,
+                              kiln_whisper_model_t *m) {
+    kiln_ba_refs_free_(refs, n);
+    kiln_ba_texts_free_(kt, n);
+    kiln_ba_files_free_(f, n);
+    kiln_whisper_model_destroy(m);
+}
+
+/* One implementation's row of the result JSON. */
+static json_t *kiln_ba_result_json_(const char *impl, const double *t, int nt, double audio_s,
+                                    double wer, double rss_mb) {
+    json_t *r = json_object(), *times = json_array();
+    const double med = kiln_ba_median_(t, nt);
+    for (int i = 0; i < nt; i++)
+        json_array_append_new(times, json_real(t[i]));
+    json_object_set_new(r, "impl", json_string(impl));
+    json_object_set_new(r, "wall_s", json_real(med));
+    json_object_set_new(r, "wall_s_all", times);
+    json_object_set_new(r, "rtf", json_real(med / audio_s));
+    json_object_set_new(r, "x_realtime", json_real(audio_s / med));
+    json_object_set_new(r, "wer", json_real(wer));
+    json_object_set_new(r, "peak_rss_mb", json_real(rss_mb));
+    return r;
+}
+
 /* ---- kiln bench asr ----------------------------------------------------- */
 
 int kiln_cmd_bench_asr(int argc, char **argv) {
     kiln_ba_opts_t o;
-    int rc = kiln_ba_parse_(argc, argv, &o, 0);
-    if (rc)
-        return rc > 0 ? 0 : 2;
-    char err[512], host[256], cpu[256], date[32];
-    kiln_ba_machine_(host, sizeof(host), cpu, sizeof(cpu), date, sizeof(date));
-    if (o.threads > 0)
-        kiln_kernels_set_threads(o.threads);
-    const int threads = o.threads > 0 ? o.threads : kiln_kernels_threads();
-    kiln_whisper_model_t *m = kiln_whisper_model_load(o.model, err, sizeof(err));
-    if (!m) {
-        fprintf(stderr, "kiln bench asr: %s\n", err);
-        return 1;
-    }
+    kiln_whisper_model_t *m = NULL;
     kiln_ba_file_t *f = NULL;
-    int n = kiln_ba_files_load_(o.dir, o.max_files, &f);
-    if (n < 0) {
-        kiln_whisper_model_destroy(m);
-        return 1;
-    }
+    int rc;
+    const int n = kiln_ba_setup_(argc, argv, 0, &o, &m, &f, &rc);
+    if (!n)
+        return rc;
+    char host[256], cpu[256], date[32];
+    kiln_ba_machine_(host, sizeof(host), cpu, sizeof(cpu), date, sizeof(date));
+    const int threads = o.threads > 0 ? o.threads : kiln_kernels_threads();
     const double audio_s = kiln_ba_audio_s_(f, n);
-    char **kt = calloc((size_t)n, sizeof(char *)), **rt = calloc((size_t)n, sizeof(char *));
-    double tk[64], tr[64], wk = -1.0, wr = -1.0;
-    int nk = 0, nr = 0;
-    long ref_rss = 0;
-    const char *why = NULL;
-    kiln_ba_ref_t ref = {.pid = -1};
-    int have_ref = !o.no_ref && kiln_ba_ref_start_(&ref, &o, f, n, &why) == 0;
-    if (o.no_ref)
-        why = "no reference: --no-ref";
-    if (!have_ref)
-        kiln_ba_ref_stop_(&ref);
+    char **kt = calloc((size_t)n, sizeof(char *));
+    double tk[64], wk = -1.0;
+    int nk = 0;
+    kiln_ba_ref_t refs[2];
+    kiln_ba_refs_init_(refs, n);
+    kiln_ba_refs_start_(refs, &o, f, n);
     kiln_whisper_params_t p = kiln_ba_params_(&o, o.batch);
     double load0 = 0.0;
     getloadavg(&load0, 1);
     fprintf(stderr, "kiln bench asr: %d files, %.1f s of audio, %d threads, preset %s, beam %d, "
-            "kiln batch %d%s%s\n", n, audio_s, threads, o.preset, p.beam_size, o.batch,
-            have_ref ? "" : "; ", have_ref ? "" : why);
-    /* warm-up, then A B A B */
+            "kiln batch %d\n", n, audio_s, threads, o.preset, p.beam_size, o.batch);
+    for (int k = 0; k < 2; k++)
+        fprintf(stderr, "  %s: %s\n", refs[k].name, refs[k].up ? "started" : refs[k].why);
+    /* warm-up, then kiln and each baseline in turn: A B C A B C */
     rc = 0;
-    if (kiln_ba_kiln_pass_(m, &p, f, n, kt) < 0 ||
-        (have_ref && kiln_ba_ref_pass_(&ref, f, n, rt, NULL) < 0)) {
+    if (kiln_ba_kiln_pass_(m, &p, f, n, kt) < 0) {
         fprintf(stderr, "kiln bench asr: the warm-up pass failed\n");
         rc = 1;
         goto out;
     }
+    kiln_ba_refs_pass_(refs, f, n, 0);
     for (int r = 0; r < o.reps; r++) {
         double t = kiln_ba_kiln_pass_(m, &p, f, n, kt);
         if (t < 0) {
@@ -732,26 +855,15 @@ int kiln_cmd_bench_asr(int argc, char **argv) {
         }
         tk[nk++] = t;
         fprintf(stderr, "  rep %d: kiln %.2f s", r + 1, t);
-        if (have_ref) {
-            t = kiln_ba_ref_pass_(&ref, f, n, rt, &ref_rss);
-            if (t < 0) {
-                fprintf(stderr, "\nkiln bench asr: the reference pass failed (log: %s)\n",
-                        ref.log);
-                rc = 1;
-                goto out;
-            }
-            tr[nr++] = t;
-            fprintf(stderr, ", faster-whisper %.2f s", t);
-        }
+        kiln_ba_refs_pass_(refs, f, n, 1);
         fprintf(stderr, "\n");
     }
-    if (have_ref)
-        kiln_ba_ref_stop_(&ref);
-    const char *wer_how = "whisper-normalizer";
-    if (kiln_ba_wer_py_(&o, f, n, kt, have_ref ? rt : NULL, &wk, &wr)) {
-        wer_how = "basic (lower case, no punctuation; venv absent)";
-        wk = kiln_ba_wer_basic_(f, n, kt);
-        wr = have_ref ? kiln_ba_wer_basic_(f, n, rt) : -1.0;
+    const char *wer_how;
+    wk = kiln_ba_wer_(&o, f, n, kt, &wer_how);
+    for (int k = 0; k < 2; k++) {
+        kiln_ba_ref_stop_(&refs[k]);
+        if (refs[k].nt)
+            refs[k].wer = kiln_ba_wer_(&o, f, n, refs[k].texts, &wer_how);
     }
     /* batch scaling, kiln alone */
     double sc_t[8] = {0};
@@ -771,27 +883,31 @@ int kiln_cmd_bench_asr(int argc, char **argv) {
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    const double mk = kiln_ba_median_(tk, nk), mr = have_ref ? kiln_ba_median_(tr, nr) : 0.0;
-    const double ratio = have_ref && mk > 0 ? mr / mk : 0.0;
+    const double mk = kiln_ba_median_(tk, nk);
 
     /* table */
     printf("ASR on CPU (%s, %d threads): %s, %d files, %.1f s of audio\n", cpu, threads, o.dir,
            n, audio_s);
     printf("model %s, preset %s, beam %d; median of %d interleaved passes after a warm-up\n",
            o.model, o.preset, p.beam_size, o.reps);
-    printf("load average at start %.2f; reference with OMP_WAIT_POLICY %s\n\n", load0,
+    printf("load average at start %.2f; references with OMP_WAIT_POLICY %s\n\n", load0,
            strcmp(o.ref_omp, "active") ? "PASSIVE" : "(library default)");
     printf("  %-16s %10s %10s %12s %8s\n", "implementation", "wall s", "RTF", "x real time",
            "WER %");
     printf("  %-16s %10.2f %10.4f %12.1f %8.2f\n", "kiln", mk, mk / audio_s, audio_s / mk, wk);
-    if (have_ref)
-        printf("  %-16s %10.2f %10.4f %12.1f %8.2f\n", "faster-whisper", mr, mr / audio_s,
-               audio_s / mr, wr);
-    else
-        printf("  %-16s %s\n", "faster-whisper", why);
-    printf("  %-16s %s\n", "whisper.cpp", "not installed here (no pywhispercpp in var/venv)");
-    if (have_ref)
-        printf("\n  ratio (kiln speed / faster-whisper speed): %.2fx\n", ratio);
+    for (int k = 0; k < 2; k++) {
+        double mr = kiln_ba_median_(refs[k].t, refs[k].nt);
+        if (refs[k].nt)
+            printf("  %-16s %10.2f %10.4f %12.1f %8.2f\n", refs[k].name, mr, mr / audio_s,
+                   audio_s / mr, refs[k].wer);
+        else
+            printf("  %-16s %s\n", refs[k].name, refs[k].why ? refs[k].why : "did not run");
+    }
+    printf("\n");
+    for (int k = 0; k < 2; k++)
+        if (refs[k].nt && mk > 0)
+            printf("  ratio (kiln speed / %s speed): %.2fx\n", refs[k].name,
+                   kiln_ba_median_(refs[k].t, refs[k].nt) / mk);
     printf("  WER normalisation: %s\n", wer_how);
     if (o.n_scaling) {
         printf("\n  kiln throughput by batch size (same files, median of %d):\n", o.sreps);
@@ -801,12 +917,14 @@ int kiln_cmd_bench_asr(int argc, char **argv) {
                    sc_t[0] / sc_t[s]);
     }
     printf("\n  peak RSS: kiln %.0f MB", ru.ru_maxrss / 1024.0);
-    if (have_ref && ref_rss)
-        printf(", faster-whisper %.0f MB", ref_rss / 1024.0);
+    for (int k = 0; k < 2; k++)
+        if (refs[k].nt && refs[k].rss_kb)
+            printf(", %s %.0f MB", refs[k].name, refs[k].rss_kb / 1024.0);
     printf("\n");
 
     /* JSON */
     json_t *j = json_object(), *params = json_object(), *results = json_array();
+    json_t *ratios = json_object(), *refs_j = json_object();
     json_object_set_new(j, "bench", json_string("asr"));
     json_object_set_new(j, "machine", json_string(host));
     json_object_set_new(j, "date", json_string(date));
@@ -824,34 +942,25 @@ int kiln_cmd_bench_asr(int argc, char **argv) {
     json_object_set_new(params, "wer_normaliser", json_string(wer_how));
     json_object_set_new(params, "ref_omp_wait_policy", json_string(o.ref_omp));
     json_object_set_new(params, "loadavg_start", json_real(load0));
-    json_object_set_new(params, "ref", json_string("faster-whisper 1.2.1 (CTranslate2, float32)"));
+    for (int k = 0; k < 2; k++)
+        json_object_set_new(refs_j, refs[k].name, json_string(refs[k].nt ? refs[k].what
+                                                              : refs[k].why ? refs[k].why
+                                                              : "did not run"));
+    json_object_set_new(params, "refs", refs_j);
     json_object_set_new(params, "note",
                         json_string("CPU only: absolute times are not comparable across "
                                     "machines; compare ratios"));
-    json_t *rk = json_object(), *times = json_array();
-    for (int i = 0; i < nk; i++)
-        json_array_append_new(times, json_real(tk[i]));
-    json_object_set_new(rk, "impl", json_string("kiln"));
+    json_t *rk = kiln_ba_result_json_("kiln", tk, nk, audio_s, wk, ru.ru_maxrss / 1024.0);
     json_object_set_new(rk, "batch", json_integer(o.batch));
-    json_object_set_new(rk, "wall_s", json_real(mk));
-    json_object_set_new(rk, "wall_s_all", times);
-    json_object_set_new(rk, "rtf", json_real(mk / audio_s));
-    json_object_set_new(rk, "x_realtime", json_real(audio_s / mk));
-    json_object_set_new(rk, "wer", json_real(wk));
-    json_object_set_new(rk, "peak_rss_mb", json_real(ru.ru_maxrss / 1024.0));
     json_array_append_new(results, rk);
-    if (have_ref) {
-        json_t *rr = json_object(), *tt = json_array();
-        for (int i = 0; i < nr; i++)
-            json_array_append_new(tt, json_real(tr[i]));
-        json_object_set_new(rr, "impl", json_string("faster-whisper"));
-        json_object_set_new(rr, "wall_s", json_real(mr));
-        json_object_set_new(rr, "wall_s_all", tt);
-        json_object_set_new(rr, "rtf", json_real(mr / audio_s));
-        json_object_set_new(rr, "x_realtime", json_real(audio_s / mr));
-        json_object_set_new(rr, "wer", json_real(wr));
-        json_object_set_new(rr, "peak_rss_mb", json_real(ref_rss / 1024.0));
-        json_array_append_new(results, rr);
+    for (int k = 0; k < 2; k++) {
+        if (!refs[k].nt)
+            continue;
+        json_array_append_new(results, kiln_ba_result_json_(refs[k].name, refs[k].t, refs[k].nt,
+                                                            audio_s, refs[k].wer,
+                                                            refs[k].rss_kb / 1024.0));
+        json_object_set_new(ratios, refs[k].name,
+                            json_real(kiln_ba_median_(refs[k].t, refs[k].nt) / mk));
     }
     for (int s = 0; s < o.n_scaling; s++) {
         json_t *rs = json_object();
@@ -864,12 +973,12 @@ int kiln_cmd_bench_asr(int argc, char **argv) {
     }
     json_object_set_new(j, "params", params);
     json_object_set_new(j, "results", results);
-    if (have_ref)
-        json_object_set_new(j, "ratio", json_real(ratio));
-    else
-        json_object_set_new(j, "ratio", json_null());
+    /* "ratio" and "wer_ref": faster-whisper's, as before whisper.cpp was added */
+    json_object_set(j, "ratio", json_object_get(ratios, "faster-whisper")
+                                    ? json_object_get(ratios, "faster-whisper") : json_null());
+    json_object_set_new(j, "ratios", ratios);
     json_object_set_new(j, "wer_kiln", json_real(wk));
-    json_object_set_new(j, "wer_ref", wr >= 0 ? json_real(wr) : json_null());
+    json_object_set_new(j, "wer_ref", refs[0].nt ? json_real(refs[0].wer) : json_null());
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
     if (!o.no_save && s) {
         char path[1024];
@@ -892,12 +1001,7 @@ int kiln_cmd_bench_asr(int argc, char **argv) {
     free(s);
     json_decref(j);
 out:
-    if (have_ref)
-        kiln_ba_ref_stop_(&ref);
-    kiln_ba_texts_free_(kt, n);
-    kiln_ba_texts_free_(rt, n);
-    kiln_ba_files_free_(f, n);
-    kiln_whisper_model_destroy(m);
+    kiln_ba_teardown_(refs, kt, f, n, m);
     return rc;
 }
 
@@ -905,72 +1009,61 @@ out:
 
 int kiln_cmd_bench_wer(int argc, char **argv) {
     kiln_ba_opts_t o;
-    int rc = kiln_ba_parse_(argc, argv, &o, 1);
-    if (rc)
-        return rc > 0 ? 0 : 2;
-    char err[512], host[256], cpu[256], date[32];
-    kiln_ba_machine_(host, sizeof(host), cpu, sizeof(cpu), date, sizeof(date));
-    if (o.threads > 0)
-        kiln_kernels_set_threads(o.threads);
-    kiln_whisper_model_t *m = kiln_whisper_model_load(o.model, err, sizeof(err));
-    if (!m) {
-        fprintf(stderr, "kiln bench wer: %s\n", err);
-        return 1;
-    }
+    kiln_whisper_model_t *m = NULL;
     kiln_ba_file_t *f = NULL;
-    int n = kiln_ba_files_load_(o.dir, o.max_files, &f);
-    if (n < 0) {
-        kiln_whisper_model_destroy(m);
-        return 1;
-    }
-    char **kt = calloc((size_t)n, sizeof(char *)), **rt = calloc((size_t)n, sizeof(char *));
+    int rc;
+    const int n = kiln_ba_setup_(argc, argv, 1, &o, &m, &f, &rc);
+    if (!n)
+        return rc;
+    char host[256], cpu[256], date[32];
+    kiln_ba_machine_(host, sizeof(host), cpu, sizeof(cpu), date, sizeof(date));
+    char **kt = calloc((size_t)n, sizeof(char *));
     kiln_whisper_params_t p = kiln_ba_params_(&o, o.batch);
-    double tk = kiln_ba_kiln_pass_(m, &p, f, n, kt), trf = -1.0, wk = -1.0, wr = -1.0;
+    kiln_ba_ref_t refs[2];
+    kiln_ba_refs_init_(refs, n);
+    double tk = kiln_ba_kiln_pass_(m, &p, f, n, kt), wk = -1.0;
     if (tk < 0) {
         rc = 1;
         goto out;
     }
-    const char *why = NULL;
-    kiln_ba_ref_t ref = {.pid = -1};
-    int have_ref = !o.no_ref && kiln_ba_ref_start_(&ref, &o, f, n, &why) == 0;
-    if (o.no_ref)
-        why = "no reference: --no-ref";
-    if (have_ref && (trf = kiln_ba_ref_pass_(&ref, f, n, rt, NULL)) < 0) {
-        why = "the reference pass failed";
-        have_ref = 0;
+    kiln_ba_refs_start_(refs, &o, f, n);
+    kiln_ba_refs_pass_(refs, f, n, 1);
+    const char *how;
+    wk = kiln_ba_wer_(&o, f, n, kt, &how);
+    for (int k = 0; k < 2; k++) {
+        kiln_ba_ref_stop_(&refs[k]);
+        if (refs[k].nt)
+            refs[k].wer = kiln_ba_wer_(&o, f, n, refs[k].texts, &how);
     }
-    kiln_ba_ref_stop_(&ref);
-    const char *how = "Whisper English normaliser (bench/asr_wer.py)";
-    if (kiln_ba_wer_py_(&o, f, n, kt, have_ref ? rt : NULL, &wk, &wr)) {
-        how = "basic normaliser (lower case, no punctuation): var/venv absent";
-        wk = kiln_ba_wer_basic_(f, n, kt);
-        wr = have_ref ? kiln_ba_wer_basic_(f, n, rt) : -1.0;
-    }
+    fprintf(stderr, "\n");
     printf("WER on %s (%d files), model %s, preset %s, beam %d\n", o.dir, n, o.model, o.preset,
            p.beam_size);
     printf("  normalisation: %s\n", how);
     printf("  %-16s %8.2f %%\n", "kiln", wk);
-    if (have_ref)
-        printf("  %-16s %8.2f %%   (difference %+.2f)\n", "faster-whisper", wr, wk - wr);
-    else
-        printf("  %-16s %s\n", "faster-whisper", why);
+    for (int k = 0; k < 2; k++)
+        if (refs[k].nt)
+            printf("  %-16s %8.2f %%   (difference %+.2f)\n", refs[k].name, refs[k].wer,
+                   wk - refs[k].wer);
+        else
+            printf("  %-16s %s\n", refs[k].name, refs[k].why ? refs[k].why : "did not run");
     if (o.json) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:i, s:s, s:i, s:s}, s:f, s:o, s:f}",
-                              "bench", "wer", "machine", host, "date", date, "params", "model",
-                              o.model, "dir", o.dir, "files", n, "preset", o.preset, "beam",
-                              p.beam_size, "normaliser", how, "wer_kiln", wk, "wer_ref",
-                              have_ref ? json_real(wr) : json_null(), "kiln_wall_s", tk);
+        json_t *wr = json_object();
+        for (int k = 0; k < 2; k++)
+            json_object_set_new(wr, refs[k].name, refs[k].nt ? json_real(refs[k].wer)
+                                                             : json_null());
+        json_t *j = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:i, s:s, s:i, s:s}, s:f, s:O, s:o, "
+                              "s:f}", "bench", "wer", "machine", host, "date", date, "params",
+                              "model", o.model, "dir", o.dir, "files", n, "preset", o.preset,
+                              "beam", p.beam_size, "normaliser", how, "wer_kiln", wk, "wer_ref",
+                              json_object_get(wr, "faster-whisper"), "wer_refs", wr,
+                              "kiln_wall_s", tk);
         char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
         if (s)
             printf("%s\n", s);
         free(s);
         json_decref(j);
     }
-    (void)trf;
 out:
-    kiln_ba_texts_free_(kt, n);
-    kiln_ba_texts_free_(rt, n);
-    kiln_ba_files_free_(f, n);
-    kiln_whisper_model_destroy(m);
+    kiln_ba_teardown_(refs, kt, f, n, m);
     return rc;
 }

@@ -20,6 +20,7 @@
 #include "kiln/whisper.h"
 #include "models/whisper/whisper_int.h"
 #include "tests/test.h"
+#include "tests/whisper_test_util.h"
 
 #define C 64
 #define NH 2
@@ -29,12 +30,7 @@
 #define NV 51864
 
 static uint64_t rs = 12345;
-static float frand(void) {
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return (float)((double)(rs >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
+static float frand(void) { return kiln_wt_rand(&rs); }
 
 /* float -> IEEE half (truncating; values here are normal or flushed to 0) */
 static uint16_t f2h(float f) {
@@ -47,13 +43,6 @@ static uint16_t f2h(float f) {
     if (e >= 31)
         return (uint16_t)(sign | 0x7bff);
     return (uint16_t)(sign | (e << 10) | ((b >> 13) & 0x3ff));
-}
-
-/* float -> bfloat16 (truncating) */
-static uint16_t f2bf(float f) {
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    return (uint16_t)(b >> 16);
 }
 
 /* One generated tensor, in CTranslate2 naming (fused QKV / KV). */
@@ -79,7 +68,7 @@ static gt_t *gen(const char *name, float scale, float offset, int rank, int64_t 
     t->v = malloc(t->n * sizeof(float));
     for (size_t i = 0; i < t->n; i++) { /* exact in half and in bfloat16: formats agree */
         float x = kiln_half_to_float(f2h(offset + scale * frand()));
-        uint32_t bits = (uint32_t)f2bf(x) << 16;
+        uint32_t bits = (uint32_t)kiln_wt_f2bf(x) << 16;
         memcpy(&x, &bits, 4);
         t->v[i] = x;
     }
@@ -310,15 +299,8 @@ static void write_ggml(const char *path) {
 
 /* ---- Hugging Face: model.safetensors + config.json + tokenizer files ---- */
 
-typedef struct {
-    char name[128];
-    const float *v;
-    int rank;
-    int64_t shape[3];
-} hf_t;
-
-static int hf_add(hf_t *h, int n, const char *name, const char *src, size_t off, int rank,
-                  int64_t a, int64_t b) {
+static int hf_add(kiln_wt_tensor_t *h, int n, const char *name, const char *src, size_t off,
+                  int rank, int64_t a, int64_t b) {
     snprintf(h[n].name, sizeof(h[n].name), "%s", name);
     h[n].v = find(src)->v + off;
     h[n].rank = rank;
@@ -334,7 +316,7 @@ static int hf_add(hf_t *h, int n, const char *name, const char *src, size_t off,
  * added_tokens.json); bad_shape: conv1 kernel width 1.
  */
 static void write_hf(const char *dir, int bf16, const char *pfx, int tokjson, int bad_shape) {
-    static hf_t h[64];
+    static kiln_wt_tensor_t h[64];
     int n = 0;
     char a[160], b[160], q2[160];
     mkdir(dir, 0755);
@@ -392,50 +374,18 @@ static void write_hf(const char *dir, int bf16, const char *pfx, int tokjson, in
 #undef L
     }
 #undef A
-    /* header */
     char path[512];
-    size_t hcap = 65536, hl = 0, off = 0;
-    char *hdr = malloc(hcap);
-    hl += snprintf(hdr + hl, hcap - hl, "{\"__metadata__\":{\"format\":\"pt\"}");
-    for (int i = 0; i < n; i++) {
-        size_t cnt = 1;
-        hl += snprintf(hdr + hl, hcap - hl, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", h[i].name,
-                       bf16 ? "BF16" : "F16");
-        for (int d = 0; d < h[i].rank; d++) {
-            int64_t dim = bad_shape && i == 0 && d == 2 ? 1 : h[i].shape[d];
-            hl += snprintf(hdr + hl, hcap - hl, "%s%lld", d ? "," : "", (long long)dim);
-            cnt *= (size_t)h[i].shape[d];
-        }
-        hl += snprintf(hdr + hl, hcap - hl, "],\"data_offsets\":[%zu,%zu]}", off, off + 2 * cnt);
-        off += 2 * cnt;
-    }
-    hl += snprintf(hdr + hl, hcap - hl, "}");
-    while (hl % 8)
-        hdr[hl++] = ' ';
     snprintf(path, sizeof(path), "%s/model.safetensors", dir);
     FILE *fp = fopen(path, "wb");
-    uint64_t hl64 = hl;
-    fwrite(&hl64, 8, 1, fp);
-    fwrite(hdr, 1, hl, fp);
-    free(hdr);
+    kiln_wt_safetensors_header(fp, h, n, bf16 ? "BF16" : "F16", bad_shape ? 0 : -1, 2, 1);
     for (int i = 0; i < n; i++) {
-        size_t cnt = 1;
-        for (int d = 0; d < h[i].rank; d++)
-            cnt *= (size_t)h[i].shape[d];
-        for (size_t k = 0; k < cnt; k++) {
-            uint16_t x = bf16 ? f2bf(h[i].v[k]) : f2h(h[i].v[k]);
+        for (size_t k = 0; k < kiln_wt_numel(&h[i]); k++) {
+            uint16_t x = bf16 ? kiln_wt_f2bf(h[i].v[k]) : f2h(h[i].v[k]);
             fwrite(&x, 2, 1, fp);
         }
     }
     fclose(fp);
-    snprintf(path, sizeof(path), "%s/config.json", dir);
-    fp = fopen(path, "w");
-    fprintf(fp, "{\"model_type\":\"whisper\",\"d_model\":%d,\"encoder_layers\":1,"
-                "\"decoder_layers\":1,\"encoder_attention_heads\":%d,"
-                "\"decoder_attention_heads\":%d,\"encoder_ffn_dim\":%d,\"decoder_ffn_dim\":%d,"
-                "\"num_mel_bins\":%d,\"max_source_positions\":%d,\"max_target_positions\":%d,"
-                "\"vocab_size\":%d}\n", C, NH, NH, 4 * C, 4 * C, NM, TA, TT, NV);
-    fclose(fp);
+    kiln_wt_hf_config(dir, C, 1, 1, NH, NM, TA, TT, NV);
     /* vocabulary: byte-level text "t<id>" for ordinary tokens; specials as added tokens
      * (timestamps left unnamed, as older tokenizers do) */
     kiln_wvocab_t v;

@@ -12,104 +12,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "kiln/audio.h"
 #include "kiln/whisper.h"
 #include "tests/test.h"
+#include "tests/whisper_test_util.h"
 
-#define MODEL_DIR "var/models/whisper-tiny.en"
 #define GOLDEN "tests/golden/whisper-tiny.en-dev-beam5.tsv"
 #define GOLDEN_DEFAULTS "tests/golden/whisper-tiny.en-dev-defaults.tsv"
 
-typedef struct {
-    char file[128];
-    int tokens[1024];
-    int n;
-    float seg_lp[64], seg_nsp[64]; /* per segment: avg_logprob, no_speech_prob */
-    float seg_temp[64];            /* defaults file: temperature of each segment */
-    int n_seg;
-} golden_t;
-
-static int load_golden(const char *path, golden_t *g, int max) {
-    FILE *fp = fopen(path, "r");
-    char line[16384];
-    int n = 0;
-    if (!fp)
-        return -1;
-    while (n < max && fgets(line, sizeof(line), fp)) {
-        char *f = strtok(line, "\t");
-        strtok(NULL, "\t");
-        char *toks = strtok(NULL, "\t");
-        strtok(NULL, "\t"); /* text */
-        char *lps = strtok(NULL, "\t\n");
-        if (!f || !toks)
-            continue;
-        snprintf(g[n].file, sizeof(g[n].file), "%s", f);
-        g[n].n = 0;
-        g[n].n_seg = 0;
-        char *save = NULL;
-        for (char *t = strtok_r(toks, " ", &save); t && g[n].n < 1024; t = strtok_r(NULL, " ", &save))
-            g[n].tokens[g[n].n++] = atoi(t);
-        for (char *t = lps ? strtok_r(lps, " ", &save) : NULL; t && g[n].n_seg < 64;
-             t = strtok_r(NULL, " ", &save)) {
-            char *s1 = strchr(t, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
-            g[n].seg_lp[g[n].n_seg] = strtof(t, NULL);
-            g[n].seg_temp[g[n].n_seg] = s2 ? strtof(s2 + 1, NULL) : 0.0f;
-            g[n].seg_nsp[g[n].n_seg++] = s1 ? strtof(s1 + 1, NULL) : 0.0f;
-        }
-        n++;
-    }
-    fclose(fp);
-    return n;
-}
-
 int main(void) {
-    struct stat st;
-    const char *dev = getenv("KILN_SPEECH_DEV") ? getenv("KILN_SPEECH_DEV")
-                                                 : "../shared/data/speech/dev";
     char err[512];
-    if (stat(MODEL_DIR "/model.bin", &st) != 0)
-        TEST_SKIP("%s absent (run models/whisper/fetch.sh)", MODEL_DIR);
-    if (stat(dev, &st) != 0)
-        TEST_SKIP("speech set %s absent", dev);
+    kiln_wt_need_model_and_dev();
 
     SUB_TEST("load tiny.en and the beam-5 golden file");
-    kiln_whisper_model_t *m = kiln_whisper_model_load(MODEL_DIR, err, sizeof(err));
+    kiln_whisper_model_t *m = kiln_whisper_model_load(KILN_WT_MODEL_DIR, err, sizeof(err));
     TEST_ASSERT(m != NULL, "%s", err);
-    static golden_t g[64];
-    int ng = load_golden(GOLDEN, g, 64);
+    static kiln_wt_golden_t g[KILN_WT_MAX];
+    int ng = kiln_wt_load_golden(GOLDEN, g, KILN_WT_MAX);
     TEST_ASSERT(ng > 0, "could not read %s", GOLDEN);
     SUB_TEST_PASS();
 
     const char *quick[] = {"LJ001-0002.flac", "LJ001-0033.wav", "LJ001-0041.wav",
                            "fleurs-en-000.ogg", "fleurs-en-003.ogg"};
     int all = getenv("KILN_WHISPER_GOLDEN_ALL") != NULL;
-    int nq = all ? ng : (int)(sizeof(quick) / sizeof(quick[0]));
-    const float *pcm[64];
-    size_t ns[64];
-    kiln_audio_t au[64];
-    golden_t *want[64];
-    int n = 0;
-    for (int q = 0; q < nq; q++) {
-        const char *name = all ? g[q].file : quick[q];
-        golden_t *gg = NULL;
-        for (int i = 0; i < ng; i++)
-            if (!strcmp(g[i].file, name))
-                gg = &g[i];
-        char path[1024];
-        if (!gg || strlen(dev) + strlen(name) + 2 > sizeof(path))
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dev, name);
-        memset(&au[n], 0, sizeof(au[n]));
-        if (kiln_audio_decode_file(path, 16000, 0, &au[n], err, sizeof(err)) != KILN_OK) {
-            printf("# %s: %s\n", name, err);
-            continue;
-        }
-        pcm[n] = au[n].pcm;
-        ns[n] = au[n].n_samples;
-        want[n++] = gg;
-    }
+    static kiln_wt_set_t ds;
+    const int n = kiln_wt_decode_set(&ds, g, ng, quick, (int)(sizeof(quick) / sizeof(quick[0])));
     SUB_TEST("decode dev audio");
     TEST_ASSERT(n > 0, "no dev file could be decoded");
     SUB_TEST_PASS();
@@ -117,48 +45,17 @@ int main(void) {
     kiln_whisper_params_t p = kiln_whisper_greedy_params();
     p.beam_size = 5;
     p.max_batch = 8;
-    kiln_whisper_result_t res[64];
+    kiln_whisper_result_t res[KILN_WT_MAX];
     memset(res, 0, sizeof(res));
     SUB_TEST("beam-5 tokens equal faster-whisper's (batched)");
-    kiln_err_t e = kiln_whisper_transcribe(m, &p, pcm, ns, n, res);
+    kiln_err_t e = kiln_whisper_transcribe(m, &p, ds.pcm, ds.ns, n, res);
     TEST_CHECK(e == KILN_OK, "transcribe: %s", kiln_err2str(e));
-    int n_equal = 0;
-    for (int i = 0; i < n; i++) {
-        int same = res[i].err == KILN_OK && res[i].n_tokens == want[i]->n &&
-                   !memcmp(res[i].tokens, want[i]->tokens, sizeof(int) * want[i]->n);
-        n_equal += same;
-        printf("# %s %s: %s\n", want[i]->file, same ? "same" : "DIFFERENT",
-               res[i].text ? res[i].text : res[i].error);
-        if (!same) {
-            printf("#   kiln  :");
-            for (int k = 0; k < res[i].n_tokens; k++)
-                printf(" %d", res[i].tokens[k]);
-            printf("\n#   golden:");
-            for (int k = 0; k < want[i]->n; k++)
-                printf(" %d", want[i]->tokens[k]);
-            printf("\n");
-        }
-    }
-    TEST_CHECK(n_equal == n, "%d of %d files differ", n - n_equal, n);
+    kiln_wt_check_tokens(res, ds.want, n);
     SUB_TEST_PASS();
 
     /* the scores behind the thresholds: avg log-prob and no-speech probability */
     SUB_TEST("segments' avg_logprob and no_speech_prob equal faster-whisper's (1e-3)");
-    for (int i = 0; i < n; i++) {
-        if (res[i].err != KILN_OK || !want[i]->n_seg)
-            continue;
-        TEST_CHECK(res[i].n_segments == want[i]->n_seg, "%s: %d segments, golden %d",
-                   want[i]->file, res[i].n_segments, want[i]->n_seg);
-        for (int s = 0; s < res[i].n_segments && s < want[i]->n_seg; s++) {
-            double dl = res[i].segments[s].avg_logprob - want[i]->seg_lp[s];
-            double dn = res[i].segments[s].no_speech_prob - want[i]->seg_nsp[s];
-            TEST_CHECK(dl < 1e-3 && dl > -1e-3 && dn < 1e-3 && dn > -1e-3,
-                       "%s segment %d: avg_logprob %.6f (golden %.6f), no_speech_prob %.6f "
-                       "(golden %.6f)", want[i]->file, s, res[i].segments[s].avg_logprob,
-                       want[i]->seg_lp[s], res[i].segments[s].no_speech_prob,
-                       want[i]->seg_nsp[s]);
-        }
-    }
+    kiln_wt_check_scores(res, ds.want, n);
     SUB_TEST_PASS();
 
     SUB_TEST("beam at batch 1 gives the batch's tokens");
@@ -167,7 +64,7 @@ int main(void) {
         p1.max_batch = 1;
         kiln_whisper_result_t one;
         memset(&one, 0, sizeof(one));
-        kiln_whisper_transcribe(m, &p1, &pcm[n - 1], &ns[n - 1], 1, &one);
+        kiln_whisper_transcribe(m, &p1, &ds.pcm[n - 1], &ds.ns[n - 1], 1, &one);
         TEST_CHECK(one.n_tokens == res[n - 1].n_tokens &&
                        !memcmp(one.tokens, res[n - 1].tokens, sizeof(int) * one.n_tokens),
                    "batch-1 differs: %s", one.text ? one.text : one.error);
@@ -183,23 +80,23 @@ int main(void) {
      */
     SUB_TEST("faster-whisper defaults (conditioning, fallback): same tokens where T = 0");
     {
-        static golden_t gd[64];
-        int ngd = load_golden(GOLDEN_DEFAULTS, gd, 64);
+        static kiln_wt_golden_t gd[KILN_WT_MAX];
+        int ngd = kiln_wt_load_golden(GOLDEN_DEFAULTS, gd, KILN_WT_MAX);
         TEST_ASSERT(ngd > 0, "could not read %s", GOLDEN_DEFAULTS);
         kiln_whisper_params_t pd = kiln_whisper_default_params();
         pd.max_batch = 8;
         /* quick: the two-window file, where conditioning changes the result */
-        const float *dp[64];
-        size_t dn[64];
-        golden_t *dg[64];
+        const float *dp[KILN_WT_MAX];
+        size_t dn[KILN_WT_MAX];
+        kiln_wt_golden_t *dg[KILN_WT_MAX];
         int k = 0;
         for (int i = 0; i < n; i++) {
-            if (!all && strcmp(want[i]->file, "LJ001-0033.wav"))
+            if (!all && strcmp(ds.want[i]->file, "LJ001-0033.wav"))
                 continue;
             for (int j = 0; j < ngd; j++)
-                if (!strcmp(gd[j].file, want[i]->file)) {
-                    dp[k] = pcm[i];
-                    dn[k] = ns[i];
+                if (!strcmp(gd[j].file, ds.want[i]->file)) {
+                    dp[k] = ds.pcm[i];
+                    dn[k] = ds.ns[i];
                     dg[k++] = &gd[j];
                 }
         }
@@ -259,9 +156,9 @@ int main(void) {
         memset(&a, 0, sizeof(a));
         memset(&b, 0, sizeof(b));
         memset(&z, 0, sizeof(z));
-        kiln_whisper_transcribe(m, &p0, &pcm[0], &ns[0], 1, &z);
-        kiln_whisper_transcribe(m, &pf, &pcm[0], &ns[0], 1, &a);
-        kiln_whisper_transcribe(m, &pf, &pcm[0], &ns[0], 1, &b);
+        kiln_whisper_transcribe(m, &p0, &ds.pcm[0], &ds.ns[0], 1, &z);
+        kiln_whisper_transcribe(m, &pf, &ds.pcm[0], &ds.ns[0], 1, &a);
+        kiln_whisper_transcribe(m, &pf, &ds.pcm[0], &ds.ns[0], 1, &b);
         TEST_CHECK(a.err == KILN_OK && a.n_segments > 0, "%s", a.text ? a.text : a.error);
         TEST_CHECK(z.n_segments > 0, "temperature-0 run gave nothing");
         if (a.n_segments > 0 && z.n_segments > 0) {
@@ -282,10 +179,9 @@ int main(void) {
     }
     SUB_TEST_PASS();
 
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         kiln_whisper_result_clear(&res[i]);
-        kiln_audio_free(&au[i]);
-    }
+    kiln_wt_set_free(&ds);
     kiln_whisper_model_destroy(m);
     return TEST_DONE();
 }

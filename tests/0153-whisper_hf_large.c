@@ -21,6 +21,7 @@
 
 #include "kiln/whisper.h"
 #include "tests/test.h"
+#include "tests/whisper_test_util.h"
 
 #define D 1280
 #define NH 20
@@ -29,19 +30,12 @@
 #define TT 448
 #define NV 51866
 
-typedef struct {
-    char name[128];
-    int rank;
-    int64_t shape[3];
-    float scale, offset;
-} ts_t;
-
-static ts_t L[2048];
+static kiln_wt_tensor_t L[2048];
 static int nL;
 
 static void add(const char *name, float scale, float offset, int rank, int64_t a, int64_t b,
                 int64_t c) {
-    ts_t *t = &L[nL++];
+    kiln_wt_tensor_t *t = &L[nL++];
     snprintf(t->name, sizeof(t->name), "%s", name);
     t->rank = rank;
     t->shape[0] = a;
@@ -49,13 +43,6 @@ static void add(const char *name, float scale, float offset, int rank, int64_t a
     t->shape[2] = c;
     t->scale = scale;
     t->offset = offset;
-}
-
-static size_t count(const ts_t *t) {
-    size_t n = 1;
-    for (int d = 0; d < t->rank; d++)
-        n *= (size_t)t->shape[d];
-    return n;
 }
 
 /* transformers' tensor list for n_enc + n_dec layers */
@@ -120,47 +107,22 @@ static void write_model(const char *dir, int n_enc, int n_dec, int sparse, int b
                         long short_by) {
     char path[512];
     mkdir(dir, 0755);
-    size_t hcap = 1 << 20, hl = 0, off = 0;
-    char *hdr = malloc(hcap);
-    hl += snprintf(hdr + hl, hcap - hl, "{\"__metadata__\":{\"format\":\"pt\"}");
-    for (int i = 0; i < nL; i++) {
-        hl += snprintf(hdr + hl, hcap - hl, ",\"%s\":{\"dtype\":\"BF16\",\"shape\":[", L[i].name);
-        for (int d = 0; d < L[i].rank; d++)
-            hl += snprintf(hdr + hl, hcap - hl, "%s%lld", d ? "," : "",
-                           (long long)(bad_last && i == nL - 1 ? L[i].shape[d] + 1 : L[i].shape[d]));
-        size_t nb = 2 * count(&L[i]);
-        hl += snprintf(hdr + hl, hcap - hl, "],\"data_offsets\":[%zu,%zu]}", off, off + nb);
-        off += nb;
-    }
-    hl += snprintf(hdr + hl, hcap - hl, "}");
-    while (hl % 8)
-        hdr[hl++] = ' ';
     snprintf(path, sizeof(path), "%s/model.safetensors", dir);
     FILE *fp = fopen(path, "wb");
-    uint64_t h64 = hl;
-    fwrite(&h64, 8, 1, fp);
-    fwrite(hdr, 1, hl, fp);
-    free(hdr);
+    size_t off = kiln_wt_safetensors_header(fp, L, nL, "BF16", bad_last ? nL - 1 : -1, 0,
+                                            L[nL - 1].shape[0] + 1);
     if (sparse) {
         fflush(fp);
-        if (ftruncate(fileno(fp), (off_t)(8 + hl + off - (size_t)short_by)) != 0)
+        if (ftruncate(fileno(fp), (off_t)((size_t)ftell(fp) + off - (size_t)short_by)) != 0)
             printf("# ftruncate failed\n");
     } else {
         uint16_t *buf = malloc(sizeof(uint16_t) * 65536);
         for (int i = 0; i < nL; i++) {
-            size_t n = count(&L[i]);
+            size_t n = kiln_wt_numel(&L[i]);
             for (size_t k = 0; k < n;) {
                 size_t m = n - k < 65536 ? n - k : 65536;
-                for (size_t j = 0; j < m; j++) {
-                    rs ^= rs << 13;
-                    rs ^= rs >> 7;
-                    rs ^= rs << 17;
-                    float x = L[i].offset +
-                              L[i].scale * (float)((double)(rs >> 11) / 9007199254740992.0 * 2 - 1);
-                    uint32_t b;
-                    memcpy(&b, &x, 4);
-                    buf[j] = (uint16_t)(b >> 16);
-                }
+                for (size_t j = 0; j < m; j++)
+                    buf[j] = kiln_wt_f2bf(L[i].offset + L[i].scale * kiln_wt_rand(&rs));
                 fwrite(buf, 2, m, fp);
                 k += m;
             }
@@ -168,14 +130,7 @@ static void write_model(const char *dir, int n_enc, int n_dec, int sparse, int b
         free(buf);
     }
     fclose(fp);
-    snprintf(path, sizeof(path), "%s/config.json", dir);
-    fp = fopen(path, "w");
-    fprintf(fp, "{\"model_type\":\"whisper\",\"d_model\":%d,\"encoder_layers\":%d,"
-                "\"decoder_layers\":%d,\"encoder_attention_heads\":%d,"
-                "\"decoder_attention_heads\":%d,\"encoder_ffn_dim\":%d,\"decoder_ffn_dim\":%d,"
-                "\"num_mel_bins\":%d,\"max_source_positions\":%d,\"max_target_positions\":%d,"
-                "\"vocab_size\":%d}\n", D, n_enc, n_dec, NH, NH, 4 * D, 4 * D, NM, TA, TT, NV);
-    fclose(fp);
+    kiln_wt_hf_config(dir, D, n_enc, n_dec, NH, NM, TA, TT, NV);
     /* large-v3 vocabulary layout: 50257 text tokens (eot last), then specials */
     static const char *langs[] = {
         "en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt", "tr", "pl", "ca", "nl", "ar",
@@ -229,12 +184,8 @@ int main(void) {
                    kiln_whisper_token_text(m, 50358), kiln_whisper_token_text(m, 50365));
         size_t N = 3 * 16000;
         float *pcm = malloc(N * sizeof(float));
-        for (size_t i = 0; i < N; i++) {
-            rs ^= rs << 13;
-            rs ^= rs >> 7;
-            rs ^= rs << 17;
-            pcm[i] = 0.1f * (float)((double)(rs >> 11) / 9007199254740992.0 * 2 - 1);
-        }
+        for (size_t i = 0; i < N; i++)
+            pcm[i] = 0.1f * kiln_wt_rand(&rs);
         kiln_whisper_params_t p = kiln_whisper_greedy_params();
         p.max_new_tokens = 6;
         p.no_speech_skip = 2.0f;

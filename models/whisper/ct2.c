@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "kiln/log.h"
-#include "models/whisper/whisper_int.h"
+#include "models/whisper/loader_int.h"
 
 typedef struct {
     const uint8_t *p;
@@ -303,73 +303,59 @@ oom:
 }
 
 /* Copies every weight; names are CTranslate2's WhisperSpec names. */
-static int kiln_ct2_bind_(kiln_whisper_model_t *m, const kiln_wtab_t *tab, char *e, size_t es) {
+static int kiln_ct2_bind_(kiln_whisper_model_t *m, const kiln_wtab_t *tab, char *errstr,
+                          size_t errstr_size) {
     const kiln_whisper_hparams_t *hp = &m->hp;
-    int64_t Ca = hp->n_audio_state, Ct = hp->n_text_state;
-    char n[256];
-#define CP(dst, name, ...)                                                               \
-    do {                                                                                 \
-        int64_t sh_[] = {__VA_ARGS__};                                                   \
-        if (kiln_wtab_copy(tab, name, (int)(sizeof(sh_) / sizeof(sh_[0])), sh_, dst, e,  \
-                           es))                                                          \
-            return -1;                                                                   \
-    } while (0)
-#define CPF(dst, fmt, l, ...)                                                            \
-    do {                                                                                 \
-        snprintf(n, sizeof(n), fmt, l);                                                  \
-        CP(dst, n, __VA_ARGS__);                                                         \
-    } while (0)
-    CP(m->conv1_w, "encoder/conv1/weight", Ca, hp->n_mels, 3);
-    CP(m->conv1_b, "encoder/conv1/bias", Ca);
-    CP(m->conv2_w, "encoder/conv2/weight", Ca, Ca, 3);
-    CP(m->conv2_b, "encoder/conv2/bias", Ca);
-    CP(m->enc_pos, "encoder/position_encodings/encodings", hp->n_audio_ctx, Ca);
-    CP(m->enc_ln_g, "encoder/layer_norm/gamma", Ca);
-    CP(m->enc_ln_b, "encoder/layer_norm/beta", Ca);
-    for (int l = 0; l < hp->n_audio_layer; l++) {
-        kiln_wenc_layer_t *L = &m->enc[l];
-        CPF(L->ln1_g, "encoder/layer_%d/self_attention/layer_norm/gamma", l, Ca);
-        CPF(L->ln1_b, "encoder/layer_%d/self_attention/layer_norm/beta", l, Ca);
-        CPF(L->w_qkv, "encoder/layer_%d/self_attention/linear_0/weight", l, 3 * Ca, Ca);
-        CPF(L->b_qkv, "encoder/layer_%d/self_attention/linear_0/bias", l, 3 * Ca);
-        CPF(L->w_o, "encoder/layer_%d/self_attention/linear_1/weight", l, Ca, Ca);
-        CPF(L->b_o, "encoder/layer_%d/self_attention/linear_1/bias", l, Ca);
-        CPF(L->ln2_g, "encoder/layer_%d/ffn/layer_norm/gamma", l, Ca);
-        CPF(L->ln2_b, "encoder/layer_%d/ffn/layer_norm/beta", l, Ca);
-        CPF(L->w_fc1, "encoder/layer_%d/ffn/linear_0/weight", l, 4 * Ca, Ca);
-        CPF(L->b_fc1, "encoder/layer_%d/ffn/linear_0/bias", l, 4 * Ca);
-        CPF(L->w_fc2, "encoder/layer_%d/ffn/linear_1/weight", l, Ca, 4 * Ca);
-        CPF(L->b_fc2, "encoder/layer_%d/ffn/linear_1/bias", l, Ca);
+    const int64_t Ca = hp->n_audio_state, Ct = hp->n_text_state;
+    KILN_WCOPY(m->conv1_w, KILN_WSHAPE(Ca, hp->n_mels, 3), "encoder/conv1/weight");
+    KILN_WCOPY(m->conv1_b, KILN_WSHAPE(Ca), "encoder/conv1/bias");
+    KILN_WCOPY(m->conv2_w, KILN_WSHAPE(Ca, Ca, 3), "encoder/conv2/weight");
+    KILN_WCOPY(m->conv2_b, KILN_WSHAPE(Ca), "encoder/conv2/bias");
+    KILN_WCOPY(m->enc_pos, KILN_WSHAPE(hp->n_audio_ctx, Ca),
+               "encoder/position_encodings/encodings");
+    KILN_WCOPY(m->enc_ln_g, KILN_WSHAPE(Ca), "encoder/layer_norm/gamma");
+    KILN_WCOPY(m->enc_ln_b, KILN_WSHAPE(Ca), "encoder/layer_norm/beta");
+    KILN_WCOPY(m->tok_emb, KILN_WSHAPE(hp->n_vocab, Ct), "decoder/embeddings/weight");
+    KILN_WCOPY(m->dec_pos, KILN_WSHAPE(hp->n_text_ctx, Ct),
+               "decoder/position_encodings/encodings");
+    KILN_WCOPY(m->dec_ln_g, KILN_WSHAPE(Ct), "decoder/layer_norm/gamma");
+    KILN_WCOPY(m->dec_ln_b, KILN_WSHAPE(Ct), "decoder/layer_norm/beta");
+    for (int side = 0; side < 2; side++) {
+        const char *s = side ? "decoder" : "encoder";
+        const int64_t C = side ? Ct : Ca;
+        for (int l = 0; l < (side ? hp->n_text_layer : hp->n_audio_layer); l++) {
+            kiln_wlayer_view_t L = kiln_wlayer_view_(m, side, l);
+            KILN_WCOPY(L.ln1_g, KILN_WSHAPE(C), "%s/layer_%d/self_attention/layer_norm/gamma", s,
+                       l);
+            KILN_WCOPY(L.ln1_b, KILN_WSHAPE(C), "%s/layer_%d/self_attention/layer_norm/beta", s, l);
+            KILN_WCOPY(L.w_qkv, KILN_WSHAPE(3 * C, C), "%s/layer_%d/self_attention/linear_0/weight",
+                       s, l);
+            KILN_WCOPY(L.b_qkv, KILN_WSHAPE(3 * C), "%s/layer_%d/self_attention/linear_0/bias", s,
+                       l);
+            KILN_WCOPY(L.w_o, KILN_WSHAPE(C, C), "%s/layer_%d/self_attention/linear_1/weight", s,
+                       l);
+            KILN_WCOPY(L.b_o, KILN_WSHAPE(C), "%s/layer_%d/self_attention/linear_1/bias", s, l);
+            KILN_WCOPY(L.ln2_g, KILN_WSHAPE(C), "%s/layer_%d/ffn/layer_norm/gamma", s, l);
+            KILN_WCOPY(L.ln2_b, KILN_WSHAPE(C), "%s/layer_%d/ffn/layer_norm/beta", s, l);
+            KILN_WCOPY(L.w_fc1, KILN_WSHAPE(4 * C, C), "%s/layer_%d/ffn/linear_0/weight", s, l);
+            KILN_WCOPY(L.b_fc1, KILN_WSHAPE(4 * C), "%s/layer_%d/ffn/linear_0/bias", s, l);
+            KILN_WCOPY(L.w_fc2, KILN_WSHAPE(C, 4 * C), "%s/layer_%d/ffn/linear_1/weight", s, l);
+            KILN_WCOPY(L.b_fc2, KILN_WSHAPE(C), "%s/layer_%d/ffn/linear_1/bias", s, l);
+            if (!side)
+                continue;
+            /* cross-attention: query, fused key/value, output */
+            kiln_wdec_layer_t *D = &m->dec[l];
+            KILN_WCOPY(D->lnx_g, KILN_WSHAPE(C), "decoder/layer_%d/attention/layer_norm/gamma", l);
+            KILN_WCOPY(D->lnx_b, KILN_WSHAPE(C), "decoder/layer_%d/attention/layer_norm/beta", l);
+            KILN_WCOPY(D->wx_q, KILN_WSHAPE(C, C), "decoder/layer_%d/attention/linear_0/weight", l);
+            KILN_WCOPY(D->bx_q, KILN_WSHAPE(C), "decoder/layer_%d/attention/linear_0/bias", l);
+            KILN_WCOPY(D->wx_kv, KILN_WSHAPE(2 * C, C),
+                       "decoder/layer_%d/attention/linear_1/weight", l);
+            KILN_WCOPY(D->bx_kv, KILN_WSHAPE(2 * C), "decoder/layer_%d/attention/linear_1/bias", l);
+            KILN_WCOPY(D->wx_o, KILN_WSHAPE(C, C), "decoder/layer_%d/attention/linear_2/weight", l);
+            KILN_WCOPY(D->bx_o, KILN_WSHAPE(C), "decoder/layer_%d/attention/linear_2/bias", l);
+        }
     }
-    CP(m->tok_emb, "decoder/embeddings/weight", hp->n_vocab, Ct);
-    CP(m->dec_pos, "decoder/position_encodings/encodings", hp->n_text_ctx, Ct);
-    CP(m->dec_ln_g, "decoder/layer_norm/gamma", Ct);
-    CP(m->dec_ln_b, "decoder/layer_norm/beta", Ct);
-    for (int l = 0; l < hp->n_text_layer; l++) {
-        kiln_wdec_layer_t *L = &m->dec[l];
-        CPF(L->ln1_g, "decoder/layer_%d/self_attention/layer_norm/gamma", l, Ct);
-        CPF(L->ln1_b, "decoder/layer_%d/self_attention/layer_norm/beta", l, Ct);
-        CPF(L->w_qkv, "decoder/layer_%d/self_attention/linear_0/weight", l, 3 * Ct, Ct);
-        CPF(L->b_qkv, "decoder/layer_%d/self_attention/linear_0/bias", l, 3 * Ct);
-        CPF(L->w_o, "decoder/layer_%d/self_attention/linear_1/weight", l, Ct, Ct);
-        CPF(L->b_o, "decoder/layer_%d/self_attention/linear_1/bias", l, Ct);
-        CPF(L->lnx_g, "decoder/layer_%d/attention/layer_norm/gamma", l, Ct);
-        CPF(L->lnx_b, "decoder/layer_%d/attention/layer_norm/beta", l, Ct);
-        CPF(L->wx_q, "decoder/layer_%d/attention/linear_0/weight", l, Ct, Ct);
-        CPF(L->bx_q, "decoder/layer_%d/attention/linear_0/bias", l, Ct);
-        CPF(L->wx_kv, "decoder/layer_%d/attention/linear_1/weight", l, 2 * Ct, Ct);
-        CPF(L->bx_kv, "decoder/layer_%d/attention/linear_1/bias", l, 2 * Ct);
-        CPF(L->wx_o, "decoder/layer_%d/attention/linear_2/weight", l, Ct, Ct);
-        CPF(L->bx_o, "decoder/layer_%d/attention/linear_2/bias", l, Ct);
-        CPF(L->ln2_g, "decoder/layer_%d/ffn/layer_norm/gamma", l, Ct);
-        CPF(L->ln2_b, "decoder/layer_%d/ffn/layer_norm/beta", l, Ct);
-        CPF(L->w_fc1, "decoder/layer_%d/ffn/linear_0/weight", l, 4 * Ct, Ct);
-        CPF(L->b_fc1, "decoder/layer_%d/ffn/linear_0/bias", l, 4 * Ct);
-        CPF(L->w_fc2, "decoder/layer_%d/ffn/linear_1/weight", l, Ct, 4 * Ct);
-        CPF(L->b_fc2, "decoder/layer_%d/ffn/linear_1/bias", l, Ct);
-    }
-#undef CPF
-#undef CP
     return 0;
 }
 

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/whisper/whisper_int.h"
+#include "models/whisper/loader_int.h"
 
 static const char *const kiln_ggml_langs_[] = {
     "en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt", "tr", "pl", "ca", "nl", "ar", "sv",
@@ -63,79 +63,59 @@ static char *kiln_ggml_special_name_(const kiln_wvocab_t *v, int id) {
     return strdup(buf);
 }
 
-static int kiln_ggml_bind_(kiln_whisper_model_t *m, const kiln_wtab_t *tab, char *e, size_t es) {
+/* Copies every weight; names are openai/whisper's state-dict names. */
+static int kiln_ggml_bind_(kiln_whisper_model_t *m, const kiln_wtab_t *tab, char *errstr,
+                           size_t errstr_size) {
     const kiln_whisper_hparams_t *hp = &m->hp;
-    int64_t Ca = hp->n_audio_state, Ct = hp->n_text_state;
-    char n[256];
-#define CP(dst, name, ...)                                                               \
-    do {                                                                                 \
-        int64_t sh_[] = {__VA_ARGS__};                                                   \
-        if (kiln_wtab_copy(tab, name, (int)(sizeof(sh_) / sizeof(sh_[0])), sh_, dst, e,  \
-                           es))                                                          \
-            return -1;                                                                   \
-    } while (0)
-#define CPF(dst, fmt, pre, l, ...)                                                       \
-    do {                                                                                 \
-        snprintf(n, sizeof(n), fmt, pre, l);                                             \
-        CP(dst, n, __VA_ARGS__);                                                         \
-    } while (0)
-    CP(m->conv1_w, "encoder.conv1.weight", Ca, hp->n_mels, 3);
-    CP(m->conv1_b, "encoder.conv1.bias", Ca);
-    CP(m->conv2_w, "encoder.conv2.weight", Ca, Ca, 3);
-    CP(m->conv2_b, "encoder.conv2.bias", Ca);
-    CP(m->enc_pos, "encoder.positional_embedding", hp->n_audio_ctx, Ca);
-    CP(m->enc_ln_g, "encoder.ln_post.weight", Ca);
-    CP(m->enc_ln_b, "encoder.ln_post.bias", Ca);
-    CP(m->tok_emb, "decoder.token_embedding.weight", hp->n_vocab, Ct);
-    CP(m->dec_pos, "decoder.positional_embedding", hp->n_text_ctx, Ct);
-    CP(m->dec_ln_g, "decoder.ln.weight", Ct);
-    CP(m->dec_ln_b, "decoder.ln.bias", Ct);
+    const int64_t Ca = hp->n_audio_state, Ct = hp->n_text_state;
+    KILN_WCOPY(m->conv1_w, KILN_WSHAPE(Ca, hp->n_mels, 3), "encoder.conv1.weight");
+    KILN_WCOPY(m->conv1_b, KILN_WSHAPE(Ca), "encoder.conv1.bias");
+    KILN_WCOPY(m->conv2_w, KILN_WSHAPE(Ca, Ca, 3), "encoder.conv2.weight");
+    KILN_WCOPY(m->conv2_b, KILN_WSHAPE(Ca), "encoder.conv2.bias");
+    KILN_WCOPY(m->enc_pos, KILN_WSHAPE(hp->n_audio_ctx, Ca), "encoder.positional_embedding");
+    KILN_WCOPY(m->enc_ln_g, KILN_WSHAPE(Ca), "encoder.ln_post.weight");
+    KILN_WCOPY(m->enc_ln_b, KILN_WSHAPE(Ca), "encoder.ln_post.bias");
+    KILN_WCOPY(m->tok_emb, KILN_WSHAPE(hp->n_vocab, Ct), "decoder.token_embedding.weight");
+    KILN_WCOPY(m->dec_pos, KILN_WSHAPE(hp->n_text_ctx, Ct), "decoder.positional_embedding");
+    KILN_WCOPY(m->dec_ln_g, KILN_WSHAPE(Ct), "decoder.ln.weight");
+    KILN_WCOPY(m->dec_ln_b, KILN_WSHAPE(Ct), "decoder.ln.bias");
     for (int side = 0; side < 2; side++) {
-        const char *pre = side ? "decoder" : "encoder";
-        int nl = side ? hp->n_text_layer : hp->n_audio_layer;
-        int64_t C = side ? Ct : Ca;
-        for (int l = 0; l < nl; l++) {
-            /* the layers share their first fields' layout */
-            float *ln1_g, *ln1_b, *w_qkv, *b_qkv, *w_o, *b_o, *ln2_g, *ln2_b, *w1, *b1, *w2, *b2;
-            if (side) {
-                kiln_wdec_layer_t *L = &m->dec[l];
-                ln1_g = L->ln1_g; ln1_b = L->ln1_b; w_qkv = L->w_qkv; b_qkv = L->b_qkv;
-                w_o = L->w_o; b_o = L->b_o; ln2_g = L->ln2_g; ln2_b = L->ln2_b;
-                w1 = L->w_fc1; b1 = L->b_fc1; w2 = L->w_fc2; b2 = L->b_fc2;
-                CPF(L->lnx_g, "%s.blocks.%d.cross_attn_ln.weight", pre, l, C);
-                CPF(L->lnx_b, "%s.blocks.%d.cross_attn_ln.bias", pre, l, C);
-                CPF(L->wx_q, "%s.blocks.%d.cross_attn.query.weight", pre, l, C, C);
-                CPF(L->bx_q, "%s.blocks.%d.cross_attn.query.bias", pre, l, C);
-                CPF(L->wx_kv, "%s.blocks.%d.cross_attn.key.weight", pre, l, C, C);
-                CPF(L->wx_kv + C * C, "%s.blocks.%d.cross_attn.value.weight", pre, l, C, C);
-                CPF(L->bx_kv + C, "%s.blocks.%d.cross_attn.value.bias", pre, l, C);
-                CPF(L->wx_o, "%s.blocks.%d.cross_attn.out.weight", pre, l, C, C);
-                CPF(L->bx_o, "%s.blocks.%d.cross_attn.out.bias", pre, l, C);
-            } else {
-                kiln_wenc_layer_t *L = &m->enc[l];
-                ln1_g = L->ln1_g; ln1_b = L->ln1_b; w_qkv = L->w_qkv; b_qkv = L->b_qkv;
-                w_o = L->w_o; b_o = L->b_o; ln2_g = L->ln2_g; ln2_b = L->ln2_b;
-                w1 = L->w_fc1; b1 = L->b_fc1; w2 = L->w_fc2; b2 = L->b_fc2;
-            }
-            CPF(ln1_g, "%s.blocks.%d.attn_ln.weight", pre, l, C);
-            CPF(ln1_b, "%s.blocks.%d.attn_ln.bias", pre, l, C);
-            CPF(w_qkv, "%s.blocks.%d.attn.query.weight", pre, l, C, C);
-            CPF(b_qkv, "%s.blocks.%d.attn.query.bias", pre, l, C);
-            CPF(w_qkv + C * C, "%s.blocks.%d.attn.key.weight", pre, l, C, C);
-            CPF(w_qkv + 2 * C * C, "%s.blocks.%d.attn.value.weight", pre, l, C, C);
-            CPF(b_qkv + 2 * C, "%s.blocks.%d.attn.value.bias", pre, l, C);
-            CPF(w_o, "%s.blocks.%d.attn.out.weight", pre, l, C, C);
-            CPF(b_o, "%s.blocks.%d.attn.out.bias", pre, l, C);
-            CPF(ln2_g, "%s.blocks.%d.mlp_ln.weight", pre, l, C);
-            CPF(ln2_b, "%s.blocks.%d.mlp_ln.bias", pre, l, C);
-            CPF(w1, "%s.blocks.%d.mlp.0.weight", pre, l, 4 * C, C);
-            CPF(b1, "%s.blocks.%d.mlp.0.bias", pre, l, 4 * C);
-            CPF(w2, "%s.blocks.%d.mlp.2.weight", pre, l, C, 4 * C);
-            CPF(b2, "%s.blocks.%d.mlp.2.bias", pre, l, C);
+        const char *s = side ? "decoder" : "encoder";
+        const int64_t C = side ? Ct : Ca;
+        for (int l = 0; l < (side ? hp->n_text_layer : hp->n_audio_layer); l++) {
+            /* q, k, v into the fused QKV layout; the key has no bias */
+            kiln_wlayer_view_t L = kiln_wlayer_view_(m, side, l);
+            KILN_WCOPY(L.ln1_g, KILN_WSHAPE(C), "%s.blocks.%d.attn_ln.weight", s, l);
+            KILN_WCOPY(L.ln1_b, KILN_WSHAPE(C), "%s.blocks.%d.attn_ln.bias", s, l);
+            KILN_WCOPY(L.w_qkv, KILN_WSHAPE(C, C), "%s.blocks.%d.attn.query.weight", s, l);
+            KILN_WCOPY(L.b_qkv, KILN_WSHAPE(C), "%s.blocks.%d.attn.query.bias", s, l);
+            KILN_WCOPY(L.w_qkv + C * C, KILN_WSHAPE(C, C), "%s.blocks.%d.attn.key.weight", s, l);
+            KILN_WCOPY(L.w_qkv + 2 * C * C, KILN_WSHAPE(C, C), "%s.blocks.%d.attn.value.weight",
+                       s, l);
+            KILN_WCOPY(L.b_qkv + 2 * C, KILN_WSHAPE(C), "%s.blocks.%d.attn.value.bias", s, l);
+            KILN_WCOPY(L.w_o, KILN_WSHAPE(C, C), "%s.blocks.%d.attn.out.weight", s, l);
+            KILN_WCOPY(L.b_o, KILN_WSHAPE(C), "%s.blocks.%d.attn.out.bias", s, l);
+            KILN_WCOPY(L.ln2_g, KILN_WSHAPE(C), "%s.blocks.%d.mlp_ln.weight", s, l);
+            KILN_WCOPY(L.ln2_b, KILN_WSHAPE(C), "%s.blocks.%d.mlp_ln.bias", s, l);
+            KILN_WCOPY(L.w_fc1, KILN_WSHAPE(4 * C, C), "%s.blocks.%d.mlp.0.weight", s, l);
+            KILN_WCOPY(L.b_fc1, KILN_WSHAPE(4 * C), "%s.blocks.%d.mlp.0.bias", s, l);
+            KILN_WCOPY(L.w_fc2, KILN_WSHAPE(C, 4 * C), "%s.blocks.%d.mlp.2.weight", s, l);
+            KILN_WCOPY(L.b_fc2, KILN_WSHAPE(C), "%s.blocks.%d.mlp.2.bias", s, l);
+            if (!side)
+                continue;
+            kiln_wdec_layer_t *D = &m->dec[l];
+            KILN_WCOPY(D->lnx_g, KILN_WSHAPE(C), "decoder.blocks.%d.cross_attn_ln.weight", l);
+            KILN_WCOPY(D->lnx_b, KILN_WSHAPE(C), "decoder.blocks.%d.cross_attn_ln.bias", l);
+            KILN_WCOPY(D->wx_q, KILN_WSHAPE(C, C), "decoder.blocks.%d.cross_attn.query.weight", l);
+            KILN_WCOPY(D->bx_q, KILN_WSHAPE(C), "decoder.blocks.%d.cross_attn.query.bias", l);
+            KILN_WCOPY(D->wx_kv, KILN_WSHAPE(C, C), "decoder.blocks.%d.cross_attn.key.weight", l);
+            KILN_WCOPY(D->wx_kv + C * C, KILN_WSHAPE(C, C),
+                       "decoder.blocks.%d.cross_attn.value.weight", l);
+            KILN_WCOPY(D->bx_kv + C, KILN_WSHAPE(C), "decoder.blocks.%d.cross_attn.value.bias", l);
+            KILN_WCOPY(D->wx_o, KILN_WSHAPE(C, C), "decoder.blocks.%d.cross_attn.out.weight", l);
+            KILN_WCOPY(D->bx_o, KILN_WSHAPE(C), "decoder.blocks.%d.cross_attn.out.bias", l);
         }
     }
-#undef CPF
-#undef CP
     return 0;
 }
 

@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/whisper/whisper_int.h"
+#include "models/whisper/loader_int.h"
 
 /* Indexes model.safetensors into tab. */
 static int kiln_hf_index_(const kiln_wmap_t *mp, kiln_wtab_t *tab, char *errstr,
@@ -126,104 +126,67 @@ static int kiln_hf_cfg_int_(json_t *cfg, const char *key, int *out) {
  * pfx is "model." or "".
  */
 static int kiln_hf_bind_(kiln_whisper_model_t *m, kiln_wtab_t *tab, const char *pfx, int pass,
-                         char *e, size_t es) {
+                         char *errstr, size_t errstr_size) {
     const kiln_whisper_hparams_t *hp = &m->hp;
     const int64_t C = hp->n_audio_state, F = hp->n_audio_state * 4;
-    char n[256];
-#define DST(x) (pass ? (x) : NULL)
-#define CP(dst, ...)                                                                     \
-    do {                                                                                 \
-        int64_t sh_[] = {__VA_ARGS__};                                                   \
-        if (kiln_wtab_copy(tab, n, (int)(sizeof(sh_) / sizeof(sh_[0])), sh_, DST(dst), e, \
-                           es))                                                          \
-            return -1;                                                                   \
-    } while (0)
-#define NAME(...) snprintf(n, sizeof(n), __VA_ARGS__)
-    NAME("%sencoder.conv1.weight", pfx);
-    CP(m->conv1_w, C, hp->n_mels, 3);
-    NAME("%sencoder.conv1.bias", pfx);
-    CP(m->conv1_b, C);
-    NAME("%sencoder.conv2.weight", pfx);
-    CP(m->conv2_w, C, C, 3);
-    NAME("%sencoder.conv2.bias", pfx);
-    CP(m->conv2_b, C);
-    NAME("%sencoder.embed_positions.weight", pfx);
-    CP(m->enc_pos, hp->n_audio_ctx, C);
-    NAME("%sencoder.layer_norm.weight", pfx);
-    CP(m->enc_ln_g, C);
-    NAME("%sencoder.layer_norm.bias", pfx);
-    CP(m->enc_ln_b, C);
-    NAME("%sdecoder.embed_tokens.weight", pfx);
-    CP(m->tok_emb, hp->n_vocab, C);
-    NAME("%sdecoder.embed_positions.weight", pfx);
-    CP(m->dec_pos, hp->n_text_ctx, C);
-    NAME("%sdecoder.layer_norm.weight", pfx);
-    CP(m->dec_ln_g, C);
-    NAME("%sdecoder.layer_norm.bias", pfx);
-    CP(m->dec_ln_b, C);
+    /* pass 0: dst (and any offset into it) is never evaluated */
+#define CP(dst, ...) KILN_WCOPY(pass ? (dst) : NULL, __VA_ARGS__)
+    CP(m->conv1_w, KILN_WSHAPE(C, hp->n_mels, 3), "%sencoder.conv1.weight", pfx);
+    CP(m->conv1_b, KILN_WSHAPE(C), "%sencoder.conv1.bias", pfx);
+    CP(m->conv2_w, KILN_WSHAPE(C, C, 3), "%sencoder.conv2.weight", pfx);
+    CP(m->conv2_b, KILN_WSHAPE(C), "%sencoder.conv2.bias", pfx);
+    CP(m->enc_pos, KILN_WSHAPE(hp->n_audio_ctx, C), "%sencoder.embed_positions.weight", pfx);
+    CP(m->enc_ln_g, KILN_WSHAPE(C), "%sencoder.layer_norm.weight", pfx);
+    CP(m->enc_ln_b, KILN_WSHAPE(C), "%sencoder.layer_norm.bias", pfx);
+    CP(m->tok_emb, KILN_WSHAPE(hp->n_vocab, C), "%sdecoder.embed_tokens.weight", pfx);
+    CP(m->dec_pos, KILN_WSHAPE(hp->n_text_ctx, C), "%sdecoder.embed_positions.weight", pfx);
+    CP(m->dec_ln_g, KILN_WSHAPE(C), "%sdecoder.layer_norm.weight", pfx);
+    CP(m->dec_ln_b, KILN_WSHAPE(C), "%sdecoder.layer_norm.bias", pfx);
     for (int side = 0; side < 2; side++) {
         const char *s = side ? "decoder" : "encoder";
-        const int nl = side ? hp->n_text_layer : hp->n_audio_layer;
-        for (int l = 0; l < nl; l++) {
-            kiln_wenc_layer_t *E = pass && !side ? &m->enc[l] : NULL;
-            kiln_wdec_layer_t *D = pass && side ? &m->dec[l] : NULL;
-#define F2(field) (side ? D->field : E->field)
-            NAME("%s%s.layers.%d.self_attn_layer_norm.weight", pfx, s, l);
-            CP(F2(ln1_g), C);
-            NAME("%s%s.layers.%d.self_attn_layer_norm.bias", pfx, s, l);
-            CP(F2(ln1_b), C);
-            NAME("%s%s.layers.%d.self_attn.q_proj.weight", pfx, s, l);
-            CP(F2(w_qkv), C, C);
-            NAME("%s%s.layers.%d.self_attn.q_proj.bias", pfx, s, l);
-            CP(F2(b_qkv), C);
-            NAME("%s%s.layers.%d.self_attn.k_proj.weight", pfx, s, l);
-            CP(F2(w_qkv) + C * C, C, C);
-            NAME("%s%s.layers.%d.self_attn.v_proj.weight", pfx, s, l);
-            CP(F2(w_qkv) + 2 * C * C, C, C);
-            NAME("%s%s.layers.%d.self_attn.v_proj.bias", pfx, s, l);
-            CP(F2(b_qkv) + 2 * C, C);
-            NAME("%s%s.layers.%d.self_attn.out_proj.weight", pfx, s, l);
-            CP(F2(w_o), C, C);
-            NAME("%s%s.layers.%d.self_attn.out_proj.bias", pfx, s, l);
-            CP(F2(b_o), C);
-            NAME("%s%s.layers.%d.final_layer_norm.weight", pfx, s, l);
-            CP(F2(ln2_g), C);
-            NAME("%s%s.layers.%d.final_layer_norm.bias", pfx, s, l);
-            CP(F2(ln2_b), C);
-            NAME("%s%s.layers.%d.fc1.weight", pfx, s, l);
-            CP(F2(w_fc1), F, C);
-            NAME("%s%s.layers.%d.fc1.bias", pfx, s, l);
-            CP(F2(b_fc1), F);
-            NAME("%s%s.layers.%d.fc2.weight", pfx, s, l);
-            CP(F2(w_fc2), C, F);
-            NAME("%s%s.layers.%d.fc2.bias", pfx, s, l);
-            CP(F2(b_fc2), C);
-#undef F2
+        for (int l = 0; l < (side ? hp->n_text_layer : hp->n_audio_layer); l++) {
+            /* q, k, v into the fused QKV layout; the key has no bias */
+            kiln_wlayer_view_t L = kiln_wlayer_view_(m, side, l);
+            CP(L.ln1_g, KILN_WSHAPE(C), "%s%s.layers.%d.self_attn_layer_norm.weight", pfx, s, l);
+            CP(L.ln1_b, KILN_WSHAPE(C), "%s%s.layers.%d.self_attn_layer_norm.bias", pfx, s, l);
+            CP(L.w_qkv, KILN_WSHAPE(C, C), "%s%s.layers.%d.self_attn.q_proj.weight", pfx, s, l);
+            CP(L.b_qkv, KILN_WSHAPE(C), "%s%s.layers.%d.self_attn.q_proj.bias", pfx, s, l);
+            CP(L.w_qkv + C * C, KILN_WSHAPE(C, C), "%s%s.layers.%d.self_attn.k_proj.weight", pfx,
+               s, l);
+            CP(L.w_qkv + 2 * C * C, KILN_WSHAPE(C, C), "%s%s.layers.%d.self_attn.v_proj.weight",
+               pfx, s, l);
+            CP(L.b_qkv + 2 * C, KILN_WSHAPE(C), "%s%s.layers.%d.self_attn.v_proj.bias", pfx, s,
+               l);
+            CP(L.w_o, KILN_WSHAPE(C, C), "%s%s.layers.%d.self_attn.out_proj.weight", pfx, s, l);
+            CP(L.b_o, KILN_WSHAPE(C), "%s%s.layers.%d.self_attn.out_proj.bias", pfx, s, l);
+            CP(L.ln2_g, KILN_WSHAPE(C), "%s%s.layers.%d.final_layer_norm.weight", pfx, s, l);
+            CP(L.ln2_b, KILN_WSHAPE(C), "%s%s.layers.%d.final_layer_norm.bias", pfx, s, l);
+            CP(L.w_fc1, KILN_WSHAPE(F, C), "%s%s.layers.%d.fc1.weight", pfx, s, l);
+            CP(L.b_fc1, KILN_WSHAPE(F), "%s%s.layers.%d.fc1.bias", pfx, s, l);
+            CP(L.w_fc2, KILN_WSHAPE(C, F), "%s%s.layers.%d.fc2.weight", pfx, s, l);
+            CP(L.b_fc2, KILN_WSHAPE(C), "%s%s.layers.%d.fc2.bias", pfx, s, l);
             if (!side)
                 continue;
-            NAME("%sdecoder.layers.%d.encoder_attn_layer_norm.weight", pfx, l);
-            CP(D->lnx_g, C);
-            NAME("%sdecoder.layers.%d.encoder_attn_layer_norm.bias", pfx, l);
-            CP(D->lnx_b, C);
-            NAME("%sdecoder.layers.%d.encoder_attn.q_proj.weight", pfx, l);
-            CP(D->wx_q, C, C);
-            NAME("%sdecoder.layers.%d.encoder_attn.q_proj.bias", pfx, l);
-            CP(D->bx_q, C);
-            NAME("%sdecoder.layers.%d.encoder_attn.k_proj.weight", pfx, l);
-            CP(D->wx_kv, C, C);
-            NAME("%sdecoder.layers.%d.encoder_attn.v_proj.weight", pfx, l);
-            CP(D->wx_kv + C * C, C, C);
-            NAME("%sdecoder.layers.%d.encoder_attn.v_proj.bias", pfx, l);
-            CP(D->bx_kv + C, C);
-            NAME("%sdecoder.layers.%d.encoder_attn.out_proj.weight", pfx, l);
-            CP(D->wx_o, C, C);
-            NAME("%sdecoder.layers.%d.encoder_attn.out_proj.bias", pfx, l);
-            CP(D->bx_o, C);
+            kiln_wdec_layer_t *D = pass ? &m->dec[l] : NULL;
+            CP(D->lnx_g, KILN_WSHAPE(C), "%sdecoder.layers.%d.encoder_attn_layer_norm.weight",
+               pfx, l);
+            CP(D->lnx_b, KILN_WSHAPE(C), "%sdecoder.layers.%d.encoder_attn_layer_norm.bias",
+               pfx, l);
+            CP(D->wx_q, KILN_WSHAPE(C, C), "%sdecoder.layers.%d.encoder_attn.q_proj.weight", pfx,
+               l);
+            CP(D->bx_q, KILN_WSHAPE(C), "%sdecoder.layers.%d.encoder_attn.q_proj.bias", pfx, l);
+            CP(D->wx_kv, KILN_WSHAPE(C, C), "%sdecoder.layers.%d.encoder_attn.k_proj.weight",
+               pfx, l);
+            CP(D->wx_kv + C * C, KILN_WSHAPE(C, C),
+               "%sdecoder.layers.%d.encoder_attn.v_proj.weight", pfx, l);
+            CP(D->bx_kv + C, KILN_WSHAPE(C), "%sdecoder.layers.%d.encoder_attn.v_proj.bias", pfx,
+               l);
+            CP(D->wx_o, KILN_WSHAPE(C, C), "%sdecoder.layers.%d.encoder_attn.out_proj.weight",
+               pfx, l);
+            CP(D->bx_o, KILN_WSHAPE(C), "%sdecoder.layers.%d.encoder_attn.out_proj.bias", pfx, l);
         }
     }
-#undef NAME
 #undef CP
-#undef DST
     return 0;
 }
 
