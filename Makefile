@@ -181,7 +181,8 @@ test-ref: all models ref-venv
 	$(BUILD)/kiln transcribe --format json $$(cut -f1 ../shared/data/speech/dev/transcripts.tsv | sed 's|^|../shared/data/speech/dev/|') > $(BUILD)/kiln-dev.jsonl
 	var/venv/bin/python bench/asr_wer.py ../shared/data/speech/dev $(BUILD)/kiln-dev.jsonl tests/golden/whisper-tiny.en-dev.tsv
 	var/venv/bin/python tests/golden/voice_ref.py var/models/voices/en_US-joe-medium tests/golden/voice_corpus.txt $(BUILD)/voice_ref.tsv && diff $(BUILD)/voice_ref.tsv tests/golden/voice_ref.tsv
-	KILN=$(abspath $(BUILD))/kiln bash bench/tts.sh
+	$(BUILD)/kiln bench tts --no-save
+	KILN=$(abspath $(BUILD))/kiln bash bench/tts_wer.sh
 
 test-long: all models
 	KILN_BUILD=$(abspath $(BUILD)) KILN_LONG=1 bash tests/run.sh

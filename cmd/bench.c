@@ -1,15 +1,114 @@
 /*
- * cmd/bench.c - `kiln bench NAME`: dispatch to the benchmarks.
+ * cmd/bench.c - `kiln bench NAME`: dispatch to the benchmarks, and the
+ * helpers they share (cmd/bench.h).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "cmd/bench.h"
 #include "cmd/cli.h"
+
+static int kiln_bench_exists_(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+int kiln_bench_child_start(kiln_bench_child_t *c, char *const argv[], const char *tag) {
+    int to_child[2], from_child[2];
+    memset(c, 0, sizeof(*c));
+    if (pipe(to_child))
+        return -1;
+    if (pipe(from_child)) {
+        close(to_child[0]);
+        close(to_child[1]);
+        return -1;
+    }
+    snprintf(c->log, sizeof(c->log), "/tmp/kiln-bench-%s.%d.log", tag, (int)getpid());
+    fflush(NULL);
+    c->pid = fork();
+    if (c->pid == 0) {
+        dup2(to_child[0], 0);
+        dup2(from_child[1], 1);
+        FILE *lf = fopen(c->log, "w");
+        if (lf)
+            dup2(fileno(lf), 2);
+        close(to_child[1]);
+        close(from_child[0]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    if (c->pid < 0) {
+        close(to_child[1]);
+        close(from_child[0]);
+        c->pid = 0;
+        return -1;
+    }
+    c->in = fdopen(to_child[1], "w");
+    c->out = fdopen(from_child[0], "r");
+    return c->in && c->out ? 0 : -1;
+}
+
+void kiln_bench_child_stop(kiln_bench_child_t *c) {
+    if (c->in) {
+        fprintf(c->in, "quit\n");
+        fclose(c->in);
+    }
+    if (c->out)
+        fclose(c->out);
+    if (c->pid > 0)
+        waitpid(c->pid, NULL, 0);
+    if (c->log[0])
+        unlink(c->log);
+    memset(c, 0, sizeof(*c));
+}
+
+const char *kiln_bench_script(const char *name, char *buf, size_t size) {
+    snprintf(buf, size, "bench/%s", name);
+    if (kiln_bench_exists_(buf))
+        return buf;
+    char exe[1024];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char *s = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
+    if (s) {
+        *s = '\0';
+        snprintf(buf, size, "%s/../bench/%s", exe, name);
+        if (kiln_bench_exists_(buf))
+            return buf;
+    }
+    return NULL;
+}
+
+void kiln_bench_save(const char *bench, const char *json, const char *out) {
+    char path[1024], host[128] = "unknown", date[32];
+    gethostname(host, sizeof(host) - 1);
+    time_t now = time(NULL);
+    strftime(date, sizeof(date), "%Y-%m-%d", localtime(&now));
+    if (out)
+        snprintf(path, sizeof(path), "%s", out);
+    else
+        snprintf(path, sizeof(path), "bench/results/%s-%s-%s.json", bench, date, host);
+    FILE *fp = fopen(path, "w");
+    if (fp && fprintf(fp, "%s\n", json) >= 0 && fclose(fp) == 0) {
+        fprintf(stderr, "kiln bench %s: wrote %s\n", bench, path);
+        return;
+    }
+    fprintf(stderr, "kiln bench %s: could not write \"%s\": %s\n", bench, path, strerror(errno));
+    if (fp)
+        fclose(fp);
+}
 
 int kiln_cmd_bench_pipeline(int argc, char **argv);
 int kiln_cmd_bench_scheduler(int argc, char **argv);
 int kiln_cmd_bench_asr(int argc, char **argv);
 int kiln_cmd_bench_wer(int argc, char **argv);
+int kiln_cmd_bench_tts(int argc, char **argv);
 
 typedef struct {
     const char *name;
@@ -25,6 +124,8 @@ static const kiln_bench_t kiln_benches[] = {
     {"asr", kiln_cmd_bench_asr,
      "Whisper on CPU: kiln vs faster-whisper (same model, audio, threads), WER, batch scaling"},
     {"wer", kiln_cmd_bench_wer, "WER of kiln (and faster-whisper) on DIR/transcripts.tsv"},
+    {"tts", kiln_cmd_bench_tts,
+     "Piper voice on CPU: kiln vs onnxruntime (same voice, text, threads), single and batched"},
 };
 #define KILN_N_BENCHES (sizeof(kiln_benches) / sizeof(kiln_benches[0]))
 

@@ -282,7 +282,7 @@ int kiln_cmd_bench_pipeline(int argc, char **argv) {
     for (int rep = 0; rep < reps; rep++) {
         for (int p = 0; p < np; p++) {
             int64_t lo, hi;
-            rd_kafka_query_watermark_offsets(meta, topic, p, &lo, &hi, 5000);
+            kiln_kafka_watermarks(meta, topic, p, &lo, &hi, 5000);
             from[p] = hi;
         }
         for (long long i = 0; i < n; i++)
@@ -293,7 +293,7 @@ int kiln_cmd_bench_pipeline(int argc, char **argv) {
         kiln_producer_flush(kp, 60000);
         for (int p = 0; p < np; p++) {
             int64_t lo, hi;
-            rd_kafka_query_watermark_offsets(meta, topic, p, &lo, &hi, 5000);
+            kiln_kafka_watermarks(meta, topic, p, &lo, &hi, 5000);
             to[p] = hi;
         }
         target += n;

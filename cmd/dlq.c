@@ -326,7 +326,7 @@ static int kiln_dlq_topic(kiln_dlq_t *d, const char *modality, int explicit_topi
     int open = 0;
     for (int p = 0; p < np; p++) {
         int64_t lo = 0, hi = 0;
-        err = rd_kafka_query_watermark_offsets(d->consumer, topic, p, &lo, &hi, 10000);
+        err = kiln_kafka_watermarks(d->consumer, topic, p, &lo, &hi, 10000);
         if (err) {
             fprintf(stderr, "kiln dlq: could not read the watermarks of %s [%d]: %s\n", topic, p,
                     rd_kafka_err2str(err));

@@ -76,7 +76,7 @@ static int kiln_status_once(const kiln_conf_t *conf) {
         int ok = 1;
         for (int p = 0; p < np; p++) {
             int64_t lo, hi;
-            if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 3000)) {
+            if (kiln_kafka_watermarks(rk, topic, p, &lo, &hi, 3000)) {
                 ok = 0;
                 break;
             }

@@ -176,3 +176,24 @@ const char *kiln_kafka_header(const rd_kafka_message_t *m, const char *name, cha
     out[size] = '\0';
     return out;
 }
+
+rd_kafka_resp_err_t kiln_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition,
+                                          int64_t *lo, int64_t *hi, int timeout_ms) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, l, timeout_ms);
+    if (!err)
+        err = l->elems[0].err;
+    if (!err) {
+        *lo = l->elems[0].offset;
+        l->elems[0].offset = RD_KAFKA_OFFSET_END;
+        l->elems[0].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        err = rd_kafka_offsets_for_times(rk, l, timeout_ms);
+        if (!err)
+            err = l->elems[0].err;
+        if (!err)
+            *hi = l->elems[0].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return err;
+}

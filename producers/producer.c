@@ -129,7 +129,7 @@ static int kiln_modality_index(const char *m) {
 static int kiln_producer_refresh(kiln_producer_t *kp, const char *topic, int part,
                                  kiln_part_state_t *ps, size_t msg_size) {
     int64_t lo = 0, hi = 0;
-    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(kp->rk, topic, part, &lo, &hi, 5000);
+    rd_kafka_resp_err_t err = kiln_kafka_watermarks(kp->rk, topic, part, &lo, &hi, 5000);
     if (err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION || err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
         hi = 0;
     else if (err)

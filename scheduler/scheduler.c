@@ -229,7 +229,7 @@ static void kiln_scheduler_watermarks(kiln_scheduler_t *ks, int m, int np, int *
     for (int k = 0; k < np; k++) {
         int64_t lo = -1, hi = -1;
         if (*kafka_ok && ks->rk) {
-            rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(ks->rk, topic, k, &lo, &hi, 1000);
+            rd_kafka_resp_err_t err = kiln_kafka_watermarks(ks->rk, topic, k, &lo, &hi, 1000);
             if (err) {
                 KILN_LOG_DEBUG("could not read the watermarks of %s [%d]: %s", topic, k,
                                rd_kafka_err2str(err));

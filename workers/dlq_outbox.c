@@ -540,7 +540,7 @@ static int kiln_obx_scan(kiln_worker_t *kw, struct kiln_dlq_outbox_s *ob, const 
     rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(np ? np : 1);
     for (int p = 0; p < np; p++) {
         int64_t lo = 0, h = 0;
-        if ((err = rd_kafka_query_watermark_offsets(ob->scanner, kw->dlq_topic, p, &lo, &h, 5000))) {
+        if ((err = kiln_kafka_watermarks(ob->scanner, kw->dlq_topic, p, &lo, &h, 5000))) {
             snprintf(errstr, errstr_size, "could not query watermarks of %s [%d]: %s",
                      kw->dlq_topic, p, rd_kafka_err2str(err));
             np = -1;

@@ -149,7 +149,7 @@ static void kiln_worker_offset_out_of_range(kiln_worker_t *kw, const char *topic
     if (oi < 0)
         return;
     int64_t lo = 0, hi = 0;
-    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(kw->consumer, topic, part, &lo, &hi, 5000);
+    rd_kafka_resp_err_t err = kiln_kafka_watermarks(kw->consumer, topic, part, &lo, &hi, 5000);
     if (err) {
         KILN_LOG_WARN("could not query watermarks of %s [%d]: %s", topic, part, rd_kafka_err2str(err));
         return;

@@ -59,6 +59,18 @@ void kiln_kafka_events_topic(const kiln_conf_t *conf, char *out, size_t out_size
 /** Configured partition count of \p modality's job topic. */
 int kiln_kafka_partitions(const kiln_conf_t *conf, const char *modality);
 
+/**
+ * Low and high watermarks of \p topic [\p partition] from the broker; each of
+ * its two requests gives up after \p timeout_ms, even when the broker is down: use this, never
+ * rd_kafka_query_watermark_offsets(), which librdkafka < 2.3 lets hang for
+ * as long as the broker is unreachable (librdkafka#2588). It sends the same
+ * ListOffsets request (timestamps OFFSET_BEGINNING / OFFSET_END) through
+ * rd_kafka_offsets_for_times(), whose timeout is enforced.
+ * @returns RD_KAFKA_RESP_ERR_NO_ERROR, or the error (e.g. _TIMED_OUT).
+ */
+rd_kafka_resp_err_t kiln_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition,
+                                          int64_t *lo, int64_t *hi, int timeout_ms);
+
 /** @returns the value of header \p name as a NUL-terminated copy in \p out, or NULL. */
 const char *kiln_kafka_header(const rd_kafka_message_t *m, const char *name, char *out,
                               size_t out_size);

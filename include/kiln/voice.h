@@ -129,9 +129,12 @@ typedef struct kiln_voice_audio_s {
 } kiln_voice_audio_t;
 
 /**
- * Runs the model on B id sequences at once (padded and masked into one
- * batch). out[b] gets the raw model output for sequence b (no
- * normalisation, no silence) and its durations.
+ * Runs the model on B id sequences at once. On the CPU each sequence runs
+ * unpadded, one per pool thread at a time (a lone sequence spreads its ops
+ * over the pool); sequence b's noise comes from seed + b * 0x9e3779b9, so
+ * its audio does not depend on the schedule or the thread count. out[b]
+ * gets the raw model output for sequence b (no normalisation, no silence)
+ * and its durations; on failure no out[b] holds anything.
  * @returns KILN_OK, KILN_ERR__INVALID_ARG (an id outside the vocabulary, an
  *          empty sequence), KILN_ERR__NOMEM.
  */

@@ -4,8 +4,14 @@
  * leaky ReLU, relative-position attention and the inverse rational-quadratic
  * spline. Time-major ([T, C]), fp32. The dense products go through the
  * kernels' CPU backend (kiln_kernels_get(KILN_BACKEND_CPU)->matmul, threaded
- * on the kernels' pool); the rest is plain C.
+ * on the kernels' pool) or OpenBLAS directly; the rest is plain C, split
+ * over the pool (kiln_parallel_for) by blocks of rows, with row loops
+ * written so that GCC vectorises them (no branches, restrict, no
+ * reordered sums: the results are the scalar loops' bits).
  */
+/* the row loops below are written for the vectoriser (max, no branches) */
+#pragma GCC optimize("tree-vectorize")
+
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -14,63 +20,115 @@
 #include "kiln/kernels.h"
 #include "models/voice/voice_int.h"
 
-/* output rows per task of the convolutions: bounds each thread's im2col
- * scratch (rows * C * K floats) whatever T */
-#define KILN_VCONV_ROWS 256
+/* at most this many output rows per task of the convolutions: bounds each
+ * thread's im2col scratch (rows * C * K floats) whatever T; larger blocks
+ * amortise the sgemm's packing of the weights (768 measured best of
+ * 256-1536 on the joe-medium decoder) */
+#define KILN_VCONV_ROWS 768
+
+/* Rows per task for T rows: at least two tasks per pool thread, 64 to KILN_VCONV_ROWS. */
+static int kiln_vconv_rows_(int T) {
+    int th = kiln_kernels_threads(), r = (T + 2 * th - 1) / (2 * th);
+    return r < 64 ? 64 : r > KILN_VCONV_ROWS ? KILN_VCONV_ROWS : r;
+}
 
 typedef struct kiln_vconv_job_s {
     float *out;
     const float *inp, *res;
     const kiln_vconv_t *cv;
     int T, dil, stride, pad, Tout;
+    int rows; /* input rows per task (kiln_vconv_rows_()) */
     float slope;
 } kiln_vconv_job_t;
 
-static inline float kiln_vact_(float x, float slope) { return x < 0.0f ? slope * x : x; }
+/*
+ * dst = act(x), n values: the leaky ReLU written as max(x, slope * x)
+ * (the same for 0 <= slope <= 1) so that the loop has no branch and GCC
+ * vectorises it (this file is built with tree-vectorize).
+ */
+static void kiln_vact_row_(float *restrict dst, const float *restrict x, size_t n, float slope) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], w = v * slope;
+        dst[i] = v > w ? v : w;
+    }
+}
 
-/* Rows [t0, t1) of out = res + bias + conv(act(inp)): im2col then one sgemm. */
+/* dst += a, n values (dst and a distinct) */
+static void kiln_vacc_row_(float *restrict dst, const float *restrict a, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        dst[i] += a[i];
+}
+
+/*
+ * im2col of nt rows: w[r, k * C + c] = a[(r + k * dil) * C + c]. The rows
+ * are short (C = 32 .. 256 floats in the decoder), so for C a multiple of 16
+ * the copy goes in constant 64-byte pieces the compiler inlines, not a
+ * memcpy() call per tap (which cost as much as the copy itself).
+ */
+static void kiln_vim2col_(float *restrict w, const float *restrict a, int nt, int C, int K,
+                          int dil) {
+    size_t ck = (size_t)C * K;
+    for (int r = 0; r < nt; r++)
+        for (int k = 0; k < K; k++) {
+            float *dst = w + (size_t)r * ck + (size_t)k * C;
+            const float *src = a + (size_t)(r + k * dil) * C;
+            if (C % 16)
+                memcpy(dst, src, (size_t)C * sizeof(float));
+            else
+                for (int c = 0; c < C; c += 16)
+                    memcpy(dst + c, src + c, 16 * sizeof(float));
+        }
+}
+
+/*
+ * Rows [t0, t0 + nt) of out = res + bias + conv(act(inp)): the input rows
+ * they read are activated once (zero rows for the padding), gathered into
+ * an im2col block by row copies, and multiplied in one sgemm.
+ */
 static void kiln_vconv1d_task_(void *vctx, int task, int thread) {
     const kiln_vconv_job_t *j = vctx;
     const kiln_vconv_t *cv = j->cv;
     int C = cv->ic, K = cv->k, OC = cv->oc, T = j->T, dil = j->dil;
     int pad = dil * (K - 1) / 2;
-    int t0 = task * KILN_VCONV_ROWS, nt = T - t0 < KILN_VCONV_ROWS ? T - t0 : KILN_VCONV_ROWS;
+    int t0 = task * j->rows, nt = T - t0 < j->rows ? T - t0 : j->rows;
     size_t ck = (size_t)C * K;
     (void)thread;
     float *o = j->out + (size_t)t0 * OC;
     for (int r = 0; r < nt; r++) {
         float *orow = o + (size_t)r * OC;
         const float *rr = j->res ? j->res + (size_t)(t0 + r) * OC : NULL;
-        for (int c = 0; c < OC; c++)
-            orow[c] = (cv->b ? cv->b[c] : 0.0f) + (rr ? rr[c] : 0.0f);
+        if (!rr)
+            memset(orow, 0, (size_t)OC * sizeof(float));
+        else if (rr != orow)
+            memcpy(orow, rr, (size_t)OC * sizeof(float));
+        if (cv->b)
+            kiln_vacc_row_(orow, cv->b, (size_t)OC);
     }
     const float *col;
     if (K == 1 && j->slope == 1.0f) {
         col = j->inp + (size_t)t0 * C;
     } else {
-        float *w = kiln_scratch(0, (size_t)nt * ck);
-        if (!w) {
+        /* activated input rows [t0 - pad, t0 + nt + pad) */
+        int na = nt + 2 * pad;
+        float *a = kiln_scratch(1, (size_t)na * C);
+        float *w = K == 1 ? a : kiln_scratch(0, (size_t)nt * ck);
+        if (!a || !w) {
             kiln_kernels_set_error_();
             return;
         }
-        /* weights are k-major ([OC, K, C]), so each tap is one contiguous row copy */
-        for (int r = 0; r < nt; r++) {
-            float *row = w + (size_t)r * ck;
-            for (int k = 0; k < K; k++) {
-                int ti = t0 + r + k * dil - pad;
-                float *dst = row + (size_t)k * C;
-                if (ti < 0 || ti >= T) {
-                    memset(dst, 0, (size_t)C * sizeof(float));
-                    continue;
-                }
-                const float *x = j->inp + (size_t)ti * C;
-                if (j->slope == 1.0f)
-                    memcpy(dst, x, (size_t)C * sizeof(float));
-                else
-                    for (int c = 0; c < C; c++)
-                        dst[c] = kiln_vact_(x[c], j->slope);
-            }
+        for (int r = 0; r < na; r++) {
+            int ti = t0 - pad + r;
+            float *dst = a + (size_t)r * C;
+            if (ti < 0 || ti >= T)
+                memset(dst, 0, (size_t)C * sizeof(float));
+            else if (j->slope == 1.0f)
+                memcpy(dst, j->inp + (size_t)ti * C, (size_t)C * sizeof(float));
+            else
+                kiln_vact_row_(dst, j->inp + (size_t)ti * C, (size_t)C, j->slope);
         }
+        /* weights are k-major ([OC, K, C]), so each tap is one row copy */
+        if (K > 1)
+            kiln_vim2col_(w, a, nt, C, K, dil);
         col = w;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, OC, (int)ck, 1.0f, col, (int)ck,
@@ -80,8 +138,8 @@ static void kiln_vconv1d_task_(void *vctx, int task, int thread) {
 void kiln_vconv1d_(float *out, const float *inp, const kiln_vconv_t *cv, int T, int dil,
                    float slope, const float *res) {
     kiln_vconv_job_t j = {.out = out, .inp = inp, .res = res, .cv = cv, .T = T, .dil = dil,
-                          .slope = slope};
-    kiln_parallel_for((T + KILN_VCONV_ROWS - 1) / KILN_VCONV_ROWS, kiln_vconv1d_task_, &j);
+                          .slope = slope, .rows = kiln_vconv_rows_(T)};
+    kiln_parallel_for((T + j.rows - 1) / j.rows, kiln_vconv1d_task_, &j);
 }
 
 void kiln_vkmajor_(kiln_vconv_t *cv, float *tmp) {
@@ -130,8 +188,8 @@ static void kiln_vconvt_task_(void *vctx, int task, int thread) {
     const kiln_vconv_job_t *j = vctx;
     const kiln_vconv_t *cv = j->cv;
     int C = cv->ic, OC = cv->oc, K = cv->k, s = j->stride, p = j->pad;
-    int o0 = task * KILN_VCONV_ROWS * s;
-    int o1 = o0 + KILN_VCONV_ROWS * s < j->Tout ? o0 + KILN_VCONV_ROWS * s : j->Tout;
+    int o0 = task * j->rows * s;
+    int o1 = o0 + j->rows * s < j->Tout ? o0 + j->rows * s : j->Tout;
     int t0 = (o0 + p - K + 1) >= 0 ? (o0 + p - K + 1 + s - 1) / s : 0;
     int t1 = (o1 - 1 + p) / s;
     (void)thread;
@@ -148,8 +206,7 @@ static void kiln_vconvt_task_(void *vctx, int task, int thread) {
         kiln_kernels_set_error_();
         return;
     }
-    for (size_t i = 0; i < (size_t)nt * C; i++)
-        x[i] = kiln_vact_(j->inp[(size_t)t0 * C + i], j->slope);
+    kiln_vact_row_(x, j->inp + (size_t)t0 * C, (size_t)nt * C, j->slope);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, K * OC, C, 1.0f, x, C, cv->w, C,
                 0.0f, y, K * OC);
     for (int t = t0; t <= t1; t++) {
@@ -158,10 +215,7 @@ static void kiln_vconvt_task_(void *vctx, int task, int thread) {
             int o = t * s + k - p;
             if (o < o0 || o >= o1)
                 continue;
-            float *orow = j->out + (size_t)o * OC;
-            const float *src = yr + (size_t)k * OC;
-            for (int oc = 0; oc < OC; oc++)
-                orow[oc] += src[oc];
+            kiln_vacc_row_(j->out + (size_t)o * OC, yr + (size_t)k * OC, (size_t)OC);
         }
     }
 }
@@ -171,12 +225,13 @@ void kiln_vconv_transpose_(float *out, const float *inp, const kiln_vconv_t *cv,
     kiln_vconv_job_t j = {.out = out, .inp = inp, .cv = cv, .T = T, .stride = stride,
                           .pad = pad, .slope = slope};
     j.Tout = (T - 1) * stride - 2 * pad + cv->k;
-    int rows = KILN_VCONV_ROWS * stride;
+    j.rows = kiln_vconv_rows_(T);
+    int rows = j.rows * stride;
     kiln_parallel_for((j.Tout + rows - 1) / rows, kiln_vconvt_task_, &j);
 }
 
 void kiln_vleaky_(float *out, const float *x, size_t n, float slope) {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) /* may run in place: no restrict here */
         out[i] = x[i] < 0.0f ? slope * x[i] : x[i];
 }
 
@@ -187,66 +242,87 @@ void kiln_vleaky_(float *out, const float *x, size_t n, float slope) {
  *   p = softmax_j(s)
  *   out_i = sum_j p[i][j] (v_j + rel_v[j - i + W] if |j - i| <= W)
  */
-void kiln_vrel_attention_(float *out, const float *qkv, const float *rel_k, const float *rel_v,
-                          int T, int H, int D, int W) {
-    int C = H * D, ld = 3 * C;
+typedef struct kiln_vatt_job_s {
+    float *out;
+    const float *qkv, *rel_k, *rel_v;
+    int T, H, D, W;
+} kiln_vatt_job_t;
+
+/* rows per task of the attention */
+#define KILN_VATT_ROWS 16
+
+/* Rows [i0, i0 + KILN_VATT_ROWS) of head h (task = block * H + h). */
+/* y += a * x, n values (multiply then add, as the scalar loop: same bits) */
+static void kiln_vaxpy_row_(float *restrict y, const float *restrict x, float a, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+/*
+ * Rows [i0, i0 + KILN_VATT_ROWS) of head h (task = block * H + h). The
+ * scores of a row are summed over d for all keys at once from the head's
+ * keys transposed ([D, T]), so the loops run along contiguous memory and
+ * vectorise, while each score still adds its D products in order (the
+ * same bits as a dot product per key; the durations depend on them).
+ */
+static void kiln_vatt_task_(void *vctx, int task, int thread) {
+    const kiln_vatt_job_t *j = vctx;
+    int T = j->T, H = j->H, D = j->D, W = j->W, C = H * D, ld = 3 * C;
+    int h = task % H, i0 = task / H * KILN_VATT_ROWS;
+    int i1 = i0 + KILN_VATT_ROWS < T ? i0 + KILN_VATT_ROWS : T;
     float scale = 1.0f / sqrtf((float)D);
-    float *s = malloc((size_t)T * sizeof(float));
-    float *q = malloc((size_t)D * sizeof(float));
-    if (!s || !q) {
-        free(s);
-        free(q);
+    float *s = kiln_scratch(0, (size_t)T + (size_t)D + (size_t)D * T);
+    (void)thread;
+    if (!s) {
         kiln_kernels_set_error_();
         return;
     }
-    for (int h = 0; h < H; h++) {
-        for (int i = 0; i < T; i++) {
-            const float *qi = qkv + (size_t)i * ld + h * D;
+    float *q = s + T, *kt = q + D;
+    for (int jj = 0; jj < T; jj++) {
+        const float *kj = j->qkv + (size_t)jj * ld + C + h * D;
+        for (int d = 0; d < D; d++)
+            kt[(size_t)d * T + jj] = kj[d];
+    }
+    for (int i = i0; i < i1; i++) {
+        const float *qi = j->qkv + (size_t)i * ld + h * D;
+        for (int d = 0; d < D; d++)
+            q[d] = qi[d] * scale;
+        memset(s, 0, (size_t)T * sizeof(float));
+        for (int d = 0; d < D; d++)
+            kiln_vaxpy_row_(s, kt + (size_t)d * T, q[d], (size_t)T);
+        int r0 = i - W < 0 ? 0 : i - W, r1 = i + W > T - 1 ? T - 1 : i + W;
+        for (int jj = r0; jj <= r1; jj++) {
+            const float *ek = j->rel_k + (size_t)(jj - i + W) * D;
+            float a2 = 0.0f;
             for (int d = 0; d < D; d++)
-                q[d] = qi[d] * scale;
-            float mx = -INFINITY;
-            for (int j = 0; j < T; j++) {
-                const float *kj = qkv + (size_t)j * ld + C + h * D;
-                float acc = 0.0f;
-                for (int d = 0; d < D; d++)
-                    acc += q[d] * kj[d];
-                int r = j - i;
-                if (r >= -W && r <= W) {
-                    const float *ek = rel_k + (size_t)(r + W) * D;
-                    float a2 = 0.0f;
-                    for (int d = 0; d < D; d++)
-                        a2 += q[d] * ek[d];
-                    acc += a2;
-                }
-                s[j] = acc;
-                if (acc > mx)
-                    mx = acc;
-            }
-            float sum = 0.0f;
-            for (int j = 0; j < T; j++) {
-                s[j] = expf(s[j] - mx);
-                sum += s[j];
-            }
-            float inv = 1.0f / sum;
-            float *o = out + (size_t)i * C + h * D;
-            for (int d = 0; d < D; d++)
-                o[d] = 0.0f;
-            for (int j = 0; j < T; j++) {
-                float p = s[j] * inv;
-                const float *vj = qkv + (size_t)j * ld + 2 * C + h * D;
-                for (int d = 0; d < D; d++)
-                    o[d] += p * vj[d];
-                int r = j - i;
-                if (r >= -W && r <= W) {
-                    const float *ev = rel_v + (size_t)(r + W) * D;
-                    for (int d = 0; d < D; d++)
-                        o[d] += p * ev[d];
-                }
-            }
+                a2 += q[d] * ek[d];
+            s[jj] += a2;
+        }
+        float mx = -INFINITY;
+        for (int jj = 0; jj < T; jj++)
+            mx = s[jj] > mx ? s[jj] : mx;
+        float sum = 0.0f;
+        for (int jj = 0; jj < T; jj++) {
+            s[jj] = expf(s[jj] - mx);
+            sum += s[jj];
+        }
+        float inv = 1.0f / sum;
+        float *o = j->out + (size_t)i * C + h * D;
+        memset(o, 0, (size_t)D * sizeof(float));
+        for (int jj = 0; jj < T; jj++) {
+            float p = s[jj] * inv;
+            kiln_vaxpy_row_(o, j->qkv + (size_t)jj * ld + 2 * C + h * D, p, (size_t)D);
+            if (jj - i >= -W && jj - i <= W)
+                kiln_vaxpy_row_(o, j->rel_v + (size_t)(jj - i + W) * D, p, (size_t)D);
         }
     }
-    free(s);
-    free(q);
+}
+
+void kiln_vrel_attention_(float *out, const float *qkv, const float *rel_k, const float *rel_v,
+                          int T, int H, int D, int W) {
+    kiln_vatt_job_t j = {.out = out, .qkv = qkv, .rel_k = rel_k, .rel_v = rel_v, .T = T, .H = H,
+                         .D = D, .W = W};
+    kiln_parallel_for((T + KILN_VATT_ROWS - 1) / KILN_VATT_ROWS * H, kiln_vatt_task_, &j);
 }
 
 /*

@@ -16,11 +16,13 @@
  *   decoder        HiFi-GAN: conv_pre, (leaky ReLU, transposed conv, mean of
  *                  the multi-receptive-field resblocks) per stage, conv_post, tanh
  *
- * Shapes are time-major: T ids, F frames, C channels. One sequence at a
- * time: a batch of B sequences is B passes with no padding at all (the CPU
- * reference; the padded, masked batch is the GPU path's business).
+ * Shapes are time-major: T ids, F frames, C channels. A batch of B
+ * sequences is B passes with no padding at all (the CPU reference; the
+ * padded, masked batch is the GPU path's business), one per pool thread at
+ * a time (kiln_vbatch_task_()).
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +213,32 @@ out:
     return rc;
 }
 
+typedef struct kiln_vgate_job_s {
+    float *out;
+    const float *inp;
+    int F, C;
+} kiln_vgate_job_t;
+
+#define KILN_VGATE_ROWS 64
+
+static void kiln_vgate_task_(void *vctx, int task, int thread) {
+    const kiln_vgate_job_t *j = vctx;
+    int C = j->C, t1 = (task + 1) * KILN_VGATE_ROWS < j->F ? (task + 1) * KILN_VGATE_ROWS : j->F;
+    (void)thread;
+    for (int t = task * KILN_VGATE_ROWS; t < t1; t++) {
+        const float *r = j->inp + (size_t)t * 2 * C;
+        float *o = j->out + (size_t)t * C;
+        for (int c = 0; c < C; c++)
+            o[c] = tanhf(r[c]) * (1.0f / (1.0f + expf(-r[C + c])));
+    }
+}
+
+/* out[F, C] = tanh(a) * sigmoid(b) of inp[F, 2C] (a | b), on the pool. */
+static void kiln_vgate_(float *out, const float *inp, int F, int C) {
+    kiln_vgate_job_t j = {.out = out, .inp = inp, .F = F, .C = C};
+    kiln_parallel_for((F + KILN_VGATE_ROWS - 1) / KILN_VGATE_ROWS, kiln_vgate_task_, &j);
+}
+
 /* Flow in reverse, z [F, inter] in place. */
 static int kiln_vflow_reverse_(const kiln_voice_t *v, float *z, int F) {
     const kiln_kernels_t *kk = kiln_kernels_get(KILN_BACKEND_CPU);
@@ -241,19 +269,12 @@ static int kiln_vflow_reverse_(const kiln_voice_t *v, float *z, int F) {
         int dil = 1;
         for (int i = 0; i < hp->wn_layers; i++, dil *= hp->flow_dilation) {
             kiln_vconv1d_(xin, h, &cp->in[i], F, dil, 1.0f, NULL);
-            /* gated activation: tanh(a) * sigmoid(b), written into the a half */
-            for (int t = 0; t < F; t++) {
-                float *r = xin + (size_t)t * 2 * C;
-                for (int c = 0; c < C; c++)
-                    r[c] = tanhf(r[c]) * (1.0f / (1.0f + expf(-r[C + c])));
-            }
-            /* compact the gated halves into [F, C] rows for the 1x1 conv */
-            for (int t = 1; t < F; t++)
-                memmove(xin + (size_t)t * C, xin + (size_t)t * 2 * C, (size_t)C * sizeof(float));
+            /* gated activation tanh(a) * sigmoid(b) into [F, C] rows for the 1x1 conv */
+            kiln_vgate_(rs, xin, F, C);
             int last = i == hp->wn_layers - 1;
-            kk->matmul(rs, xin, cp->rs[i].w, cp->rs[i].b, F, C, cp->rs[i].oc);
+            kk->matmul(xin, rs, cp->rs[i].w, cp->rs[i].b, F, C, cp->rs[i].oc);
             for (int t = 0; t < F; t++) {
-                const float *r = rs + (size_t)t * cp->rs[i].oc;
+                const float *r = xin + (size_t)t * cp->rs[i].oc;
                 float *hh = h + (size_t)t * C, *sk = skip + (size_t)t * C;
                 if (!last) {
                     for (int c = 0; c < C; c++) {
@@ -392,19 +413,19 @@ static kiln_err_t kiln_vsynth_one_(kiln_voice_t *v, const int *ids, int T, float
     /* monotonic expansion: z_p = m_p + noise * exp(logs_p) * noise_scale */
     long f = 0;
     for (int t = 0; t < T; t++) {
-        const float *m = stats + (size_t)t * 2 * IC, *lg = m + IC;
+        float *m = stats + (size_t)t * 2 * IC, *lg = m + IC;
+        for (int c = 0; c < IC && dur[t] > 0; c++) /* exp(logs_p) once per id */
+            lg[c] = expf(lg[c]);
         for (int k = 0; k < dur[t]; k++, f++) {
             float *r = z + (size_t)f * IC;
             for (int c = 0; c < IC; c++)
-                r[c] = m[c] + kiln_vrng_normal_(rng) * expf(lg[c]) * noise_scale;
+                r[c] = m[c] + kiln_vrng_normal_(rng) * lg[c] * noise_scale;
         }
     }
     if (f == 0) /* every duration 0: one silent frame, as the export's clamp */
         memset(z, 0, (size_t)IC * sizeof(float));
     if (kiln_vflow_reverse_(v, z, (int)F) || kiln_vdecode_(v, z, (int)F, pcm))
-        goto fail;
-    if (kiln_kernels_take_error())
-        goto fail;
+        goto fail; /* the ops' scratch failures: kiln_kernels_take_error() after the batch */
     free(x);
     free(stats);
     free(z);
@@ -420,6 +441,48 @@ fail:
     free(z);
     free(pcm);
     return err;
+}
+
+/*
+ * A batch: with more than one pool thread, each sequence is one task of the
+ * pool and runs on one thread (its ops inline: a nested kiln_parallel_for()
+ * runs inline), which keeps every core busy without a barrier per op; one
+ * sequence alone runs its ops on the whole pool. Each sequence's noise comes
+ * from its own generator (seed + b * golden ratio), so the audio does not
+ * depend on the schedule.
+ */
+typedef struct kiln_vbatch_s {
+    kiln_voice_t *v;
+    const int *const *ids;
+    const int *n_ids;
+    float ns, ls, nw;
+    uint64_t seed;
+    kiln_voice_audio_t *out;
+    int *order;          /* sequences by decreasing length */
+    _Atomic int err;     /* first failure, KILN_OK if none */
+} kiln_vbatch_t;
+
+/* qsort_r() order of sequence indices: longer first, then by index */
+static int kiln_vbatch_cmp_(const void *a, const void *b, void *n_ids) {
+    int x = *(const int *)a, y = *(const int *)b;
+    int nx = ((const int *)n_ids)[x], ny = ((const int *)n_ids)[y];
+    return nx != ny ? (nx < ny) - (nx > ny) : (x > y) - (x < y);
+}
+
+static void kiln_vbatch_task_(void *ctx, int task, int thread) {
+    kiln_vbatch_t *j = ctx;
+    int b = j->order[task];
+    kiln_vrng_t rng;
+    (void)thread;
+    if (j->err)
+        return;
+    kiln_vrng_seed_(&rng, j->seed + (uint64_t)b * 0x9e3779b9ull);
+    kiln_err_t err = kiln_vsynth_one_(j->v, j->ids[b], j->n_ids[b], j->ns, j->ls, j->nw, &rng,
+                                      &j->out[b]);
+    if (err) {
+        int ok = KILN_OK;
+        atomic_compare_exchange_strong(&j->err, &ok, (int)err);
+    }
 }
 
 kiln_err_t kiln_voice_synth_ids(kiln_voice_t *v, const int *const *ids, const int *n_ids, int B,
@@ -443,17 +506,34 @@ kiln_err_t kiln_voice_synth_ids(kiln_voice_t *v, const int *const *ids, const in
                 return KILN_ERR__INVALID_ARG;
             }
     }
+    kiln_vbatch_t job = {.v = v, .ids = ids, .n_ids = n_ids, .ns = ns, .ls = ls, .nw = nw,
+                         .seed = p->seed, .out = out, .order = malloc((size_t)B * sizeof(int)),
+                         .err = KILN_OK};
+    if (!job.order) {
+        snprintf(errstr, errstr_size, "could not synthesise: %s", kiln_err2str(KILN_ERR__NOMEM));
+        return KILN_ERR__NOMEM;
+    }
     for (int b = 0; b < B; b++) {
-        kiln_vrng_t rng;
-        kiln_vrng_seed_(&rng, p->seed + (uint64_t)b * 0x9e3779b9ull);
+        job.order[b] = b;
         memset(&out[b], 0, sizeof(out[b]));
-        kiln_err_t err = kiln_vsynth_one_(v, ids[b], n_ids[b], ns, ls, nw, &rng, &out[b]);
-        if (err) {
-            for (int i = 0; i < b; i++)
-                kiln_voice_audio_clear(&out[i]);
-            snprintf(errstr, errstr_size, "could not synthesise: %s", kiln_err2str(err));
-            return err;
-        }
+    }
+    /* longest first, so that the last task to start is a short one */
+    qsort_r(job.order, (size_t)B, sizeof(int), kiln_vbatch_cmp_, (void *)n_ids);
+    kiln_kernels_take_error();
+    if (B > 1 && kiln_kernels_threads() > 1)
+        kiln_parallel_for(B, kiln_vbatch_task_, &job);
+    else
+        for (int b = 0; b < B; b++)
+            kiln_vbatch_task_(&job, b, 0);
+    kiln_err_t err = job.err;
+    if (!err && kiln_kernels_take_error())
+        err = KILN_ERR__NOMEM;
+    free(job.order);
+    if (err) {
+        for (int b = 0; b < B; b++)
+            kiln_voice_audio_clear(&out[b]);
+        snprintf(errstr, errstr_size, "could not synthesise: %s", kiln_err2str(err));
+        return err;
     }
     return KILN_OK;
 }

@@ -143,6 +143,7 @@ void kiln_vleaky_(float *out, const float *x, size_t n, float slope);
 /**
  * Multi-head self-attention with VITS relative positions (shared across
  * heads): qkv [T, 3C] (q | k | v), out [T, C]; rel_k, rel_v [2W + 1, D].
+ * On the kernels' pool (blocks of rows x heads).
  */
 void kiln_vrel_attention_(float *out, const float *qkv, const float *rel_k, const float *rel_v,
                           int T, int H, int D, int W);
