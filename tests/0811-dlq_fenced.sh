@@ -20,6 +20,9 @@ q "UPDATE assignments SET epoch = epoch + 1; NOTIFY kiln_assign" > /dev/null
 check "all jobs terminal" wait_until 30 all_terminal
 check "the stale batch was fenced" grep -qE 'batch not committed|batch dropped before the DLQ' "$KILN_STACK_DIR/log/worker-w1.log"
 check "poison job dead, good jobs done" eq "$(q "SELECT string_agg(status, ',' ORDER BY id) FROM jobs")" "done,done,done,dead"
+# the dead row commits with its dlq_outbox row; the message follows the commit
+outbox_empty() { [ "$(q "SELECT count(*) FROM dlq_outbox")" = 0 ]; }
+check "dead letter sent (outbox empty)" wait_until 30 outbox_empty
 "$CONSUME" "$(broker_addr)" kiln.transcribe.dlq > "$TMPROOT/dlq" 2>/dev/null
 check "the DLQ holds the poison job once" eq "$(cut -f3 "$TMPROOT/dlq" | tr '\n' ' ')" "poison-1 "
 finish
