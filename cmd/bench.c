@@ -3,7 +3,9 @@
  * helpers they share (cmd/bench.h).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,6 +21,11 @@ static int kiln_bench_exists_(const char *p) {
 }
 
 int kiln_bench_child_start(kiln_bench_child_t *c, char *const argv[], const char *tag) {
+    return kiln_bench_child_start_env(c, argv, tag, NULL);
+}
+
+int kiln_bench_child_start_env(kiln_bench_child_t *c, char *const argv[], const char *tag,
+                               char *const env[]) {
     int to_child[2], from_child[2];
     memset(c, 0, sizeof(*c));
     if (pipe(to_child))
@@ -29,6 +36,8 @@ int kiln_bench_child_start(kiln_bench_child_t *c, char *const argv[], const char
         return -1;
     }
     snprintf(c->log, sizeof(c->log), "/tmp/kiln-bench-%s.%d.log", tag, (int)getpid());
+    /* a child that died must not kill the bench on the next write (EPIPE instead) */
+    signal(SIGPIPE, SIG_IGN);
     fflush(NULL);
     c->pid = fork();
     if (c->pid == 0) {
@@ -37,6 +46,9 @@ int kiln_bench_child_start(kiln_bench_child_t *c, char *const argv[], const char
         FILE *lf = fopen(c->log, "w");
         if (lf)
             dup2(fileno(lf), 2);
+        signal(SIGPIPE, SIG_DFL);
+        for (int i = 0; env && env[i]; i++)
+            putenv(env[i]);
         close(to_child[1]);
         close(from_child[0]);
         execv(argv[0], argv);
@@ -86,10 +98,21 @@ const char *kiln_bench_script(const char *name, char *buf, size_t size) {
 }
 
 void kiln_bench_save(const char *bench, const char *json, const char *out) {
-    char path[1024], host[128] = "unknown", date[32];
-    gethostname(host, sizeof(host) - 1);
-    time_t now = time(NULL);
-    strftime(date, sizeof(date), "%Y-%m-%d", localtime(&now));
+    kiln_bench_save_as(bench, json, out, NULL, NULL);
+}
+
+void kiln_bench_save_as(const char *bench, const char *json, const char *out,
+                        const char *date, const char *host) {
+    char path[1024], hostbuf[128] = "unknown", datebuf[32];
+    if (!host) {
+        gethostname(hostbuf, sizeof(hostbuf) - 1);
+        host = hostbuf;
+    }
+    if (!date) {
+        time_t now = time(NULL);
+        strftime(datebuf, sizeof(datebuf), "%Y-%m-%d", localtime(&now));
+        date = datebuf;
+    }
     if (out)
         snprintf(path, sizeof(path), "%s", out);
     else
@@ -102,6 +125,28 @@ void kiln_bench_save(const char *bench, const char *json, const char *out) {
     fprintf(stderr, "kiln bench %s: could not write \"%s\": %s\n", bench, path, strerror(errno));
     if (fp)
         fclose(fp);
+}
+
+double kiln_bench_clock(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int kiln_bench_cmp_(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double kiln_bench_median(const double *v, int n) {
+    double tmp[KILN_BENCH_MEDIAN_MAX];
+    if (n <= 0)
+        return 0.0;
+    if (n > KILN_BENCH_MEDIAN_MAX)
+        n = KILN_BENCH_MEDIAN_MAX;
+    memcpy(tmp, v, sizeof(double) * (size_t)n);
+    qsort(tmp, (size_t)n, sizeof(double), kiln_bench_cmp_);
+    return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
 }
 
 int kiln_cmd_bench_pipeline(int argc, char **argv);

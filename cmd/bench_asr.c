@@ -39,16 +39,15 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cmd/bench.h"
 #include "kiln/audio.h"
 #include "kiln/kernels.h"
 #include "kiln/whisper.h"
@@ -71,51 +70,9 @@ typedef struct {
     int scaling[8], n_scaling;
 } kiln_ba_opts_t;
 
-static double kiln_ba_now_(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int kiln_ba_cmp_(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double kiln_ba_median_(const double *v, int n) {
-    double tmp[64];
-    if (n <= 0)
-        return 0.0;
-    if (n > 64)
-        n = 64;
-    memcpy(tmp, v, sizeof(double) * n);
-    qsort(tmp, n, sizeof(double), kiln_ba_cmp_);
-    return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
-}
-
 static int kiln_ba_exists_(const char *p) {
     struct stat st;
     return stat(p, &st) == 0;
-}
-
-/* Finds bench/<name> next to the working directory or the kiln binary's repository. */
-static const char *kiln_ba_script_(const char *name, char *buf, size_t size) {
-    snprintf(buf, size, "bench/%s", name);
-    if (kiln_ba_exists_(buf))
-        return buf;
-    char exe[1024];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *s = strrchr(exe, '/');
-        if (s) {
-            *s = '\0';
-            snprintf(buf, size, "%s/../bench/%s", exe, name);
-            if (kiln_ba_exists_(buf))
-                return buf;
-        }
-    }
-    return NULL;
 }
 
 /* ---- files -------------------------------------------------------------- */
@@ -216,9 +173,9 @@ static double kiln_ba_kiln_pass_(const kiln_whisper_model_t *m, const kiln_whisp
         pcm[i] = f[i].au.pcm;
         ns[i] = f[i].au.n_samples;
     }
-    double t0 = kiln_ba_now_();
+    double t0 = kiln_bench_clock(CLOCK_MONOTONIC);
     kiln_err_t e = kiln_whisper_transcribe(m, p, pcm, ns, n, res);
-    t = kiln_ba_now_() - t0;
+    t = kiln_bench_clock(CLOCK_MONOTONIC) - t0;
     if (e != KILN_OK) {
         fprintf(stderr, "kiln bench: could not transcribe: %s\n", kiln_err2str(e));
         t = -1.0;
@@ -249,9 +206,7 @@ typedef struct {
     const char *name;        /* "faster-whisper", "whisper.cpp" */
     const char *script;      /* under bench/ */
     const char *what;        /* description for the result JSON */
-    pid_t pid;
-    FILE *in, *out;
-    char log[96];
+    kiln_bench_child_t c;    /* the process, while it runs */
     int up;                  /* started and ready */
     const char *why;         /* when !up: why not */
     char whybuf[700];
@@ -261,6 +216,17 @@ typedef struct {
     char **texts;            /* last pass, one per file */
     double wer;
 } kiln_ba_ref_t;
+
+/* What a command works on: kiln_ba_setup_() makes it, kiln_ba_teardown_() frees it. */
+typedef struct {
+    kiln_ba_opts_t o;
+    kiln_whisper_model_t *m;
+    kiln_ba_file_t *f;       /* the audio files, n of them */
+    int n;
+    char host[256], cpu[256], date[32];
+    char **kt;               /* kiln's texts of its last pass, one per file */
+    kiln_ba_ref_t refs[2];   /* the baselines */
+} kiln_ba_run_t;
 
 /* The baselines, in the order they run after kiln. */
 static void kiln_ba_refs_init_(kiln_ba_ref_t r[2], int n_files) {
@@ -273,7 +239,6 @@ static void kiln_ba_refs_init_(kiln_ba_ref_t r[2], int n_files) {
     r[1].what = "whisper.cpp 1.8.5 (pywhispercpp 1.5.1 wheel: ggml 0.13.1, OpenMP), the same "
                 "weights converted to ggml f16 (bench/asr_wcpp.py)";
     for (int k = 0; k < 2; k++) {
-        r[k].pid = -1;
         r[k].wer = -1.0;
         r[k].texts = calloc((size_t)n_files, sizeof(char *));
     }
@@ -282,7 +247,7 @@ static void kiln_ba_refs_init_(kiln_ba_ref_t r[2], int n_files) {
 /* Keeps the last line of the child's log as the reason it failed. */
 static void kiln_ba_ref_fail_(kiln_ba_ref_t *r, const char *what) {
     char line[512] = "", last[512] = "";
-    FILE *lf = r->log[0] ? fopen(r->log, "r") : NULL;
+    FILE *lf = r->c.log[0] ? fopen(r->c.log, "r") : NULL;
     while (lf && fgets(line, sizeof(line), lf))
         if (line[0] != '\n')
             snprintf(last, sizeof(last), "%s", line);
@@ -298,7 +263,7 @@ static int kiln_ba_ref_start_(kiln_ba_ref_t *r, const kiln_ba_opts_t *o,
                               const kiln_ba_file_t *f, int n) {
     char py[1024], script_buf[1024], thr[16], beam[16];
     snprintf(py, sizeof(py), "%s/bin/python", o->venv);
-    const char *script = kiln_ba_script_(r->script, script_buf, sizeof(script_buf));
+    const char *script = kiln_bench_script(r->script, script_buf, sizeof(script_buf));
     if (!kiln_ba_exists_(py)) {
         snprintf(r->whybuf, sizeof(r->whybuf), "no reference: %s is absent (make ref-venv)", py);
         r->why = r->whybuf;
@@ -309,12 +274,8 @@ static int kiln_ba_ref_start_(kiln_ba_ref_t *r, const kiln_ba_opts_t *o,
         r->why = r->whybuf;
         return -1;
     }
-    int to_child[2], from_child[2];
-    if (pipe(to_child) || pipe(from_child)) {
-        r->why = "could not create pipes";
-        return -1;
-    }
-    snprintf(r->log, sizeof(r->log), "/tmp/kiln-bench-asr-%s.%d.log", r->script, (int)getpid());
+    char tag[64];
+    snprintf(tag, sizeof(tag), "asr-%s", r->script);
     snprintf(thr, sizeof(thr), "%d", o->threads > 0 ? o->threads : kiln_kernels_threads());
     char **args = calloc((size_t)n + 16, sizeof(char *));
     char **paths = calloc((size_t)n, sizeof(char *));
@@ -339,41 +300,23 @@ static int kiln_ba_ref_start_(kiln_ba_ref_t *r, const kiln_ba_opts_t *o,
         args[a++] = paths[i];
     }
     args[a] = NULL;
-    fflush(NULL);
-    r->pid = fork();
-    if (r->pid == 0) {
-        dup2(to_child[0], 0);
-        dup2(from_child[1], 1);
-        FILE *lf = fopen(r->log, "w");
-        if (lf)
-            dup2(fileno(lf), 2);
-        /* libgomp's default (active) waiting spins on every core between
-         * parallel regions; on a shared machine that alone made faster-whisper
-         * 2-3x slower. Passive waiting is the baseline's best case there. */
-        if (strcmp(o->ref_omp, "active"))
-            setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-        close(to_child[1]);
-        close(from_child[0]);
-        execv(py, args);
-        _exit(127);
-    }
+    /* libgomp's default (active) waiting spins on every core between
+     * parallel regions; on a shared machine that alone made faster-whisper
+     * 2-3x slower. Passive waiting is the baseline's best case there. */
+    char omp[] = "OMP_WAIT_POLICY=PASSIVE";
+    char *env[] = {strcmp(o->ref_omp, "active") ? omp : NULL, NULL};
+    int started = kiln_bench_child_start_env(&r->c, args, tag, env);
     for (int i = 0; i < n; i++)
         free(paths[i]);
     free(paths);
     free(args);
-    close(to_child[0]);
-    close(from_child[1]);
-    if (r->pid < 0) {
-        close(to_child[1]);
-        close(from_child[0]);
+    if (started && r->c.pid <= 0) {
         r->why = "could not start the reference process";
         return -1;
     }
-    r->in = fdopen(to_child[1], "w");
-    r->out = fdopen(from_child[0], "r");
     char *line = NULL;
     size_t cap = 0;
-    int ok = r->out && getline(&line, &cap, r->out) > 0 && strstr(line, "\"ready\"");
+    int ok = r->c.out && getline(&line, &cap, r->c.out) > 0 && strstr(line, "\"ready\"");
     free(line);
     if (!ok) {
         kiln_ba_ref_fail_(r, "the reference process failed to start");
@@ -386,12 +329,12 @@ static int kiln_ba_ref_start_(kiln_ba_ref_t *r, const kiln_ba_opts_t *o,
 /* One reference pass into r->texts. @returns its elapsed seconds (as it
  * measured them), or -1. */
 static double kiln_ba_ref_pass_(kiln_ba_ref_t *r, const kiln_ba_file_t *f, int n) {
-    fprintf(r->in, "run\n");
-    fflush(r->in);
+    fprintf(r->c.in, "run\n");
+    fflush(r->c.in);
     char *line = NULL;
     size_t cap = 0;
     double el = -1.0;
-    if (getline(&line, &cap, r->out) > 0) {
+    if (getline(&line, &cap, r->c.out) > 0) {
         json_error_t je;
         json_t *o = json_loads(line, 0, &je);
         json_t *e = o ? json_object_get(o, "elapsed") : NULL;
@@ -413,23 +356,6 @@ static double kiln_ba_ref_pass_(kiln_ba_ref_t *r, const kiln_ba_file_t *f, int n
     if (el < 0)
         kiln_ba_ref_fail_(r, "the reference pass failed");
     return el;
-}
-
-/* Ends the child process (if any); r->texts and the results stay. */
-static void kiln_ba_ref_stop_(kiln_ba_ref_t *r) {
-    if (r->in) {
-        fprintf(r->in, "quit\n");
-        fclose(r->in);
-    }
-    if (r->out)
-        fclose(r->out);
-    if (r->pid > 0)
-        waitpid(r->pid, NULL, 0);
-    if (r->log[0])
-        unlink(r->log);
-    r->in = r->out = NULL;
-    r->pid = -1;
-    r->log[0] = '\0';
 }
 
 /* ---- WER ---------------------------------------------------------------- */
@@ -516,7 +442,7 @@ static double kiln_ba_wer_(const kiln_ba_opts_t *o, const kiln_ba_file_t *f, int
     char py[1024], sb[1024], tsv[128], cmd[4096];
     double wer = -1.0;
     snprintf(py, sizeof(py), "%s/bin/python", o->venv);
-    const char *script = kiln_ba_script_("asr_wer.py", sb, sizeof(sb));
+    const char *script = kiln_bench_script("asr_wer.py", sb, sizeof(sb));
     snprintf(tsv, sizeof(tsv), "/tmp/kiln-bench-wer.%d.tsv", (int)getpid());
     FILE *fp = script && kiln_ba_exists_(py) ? fopen(tsv, "w") : NULL;
     if (fp) {
@@ -722,9 +648,11 @@ static void kiln_ba_texts_free_(char **t, int n) {
  * loads the model and decodes DIR's files.
  * @returns the file count, or 0 with *rc the exit status (0 after --help).
  */
-static int kiln_ba_setup_(int argc, char **argv, int wer, kiln_ba_opts_t *o,
-                          kiln_whisper_model_t **m, kiln_ba_file_t **f, int *rc) {
+static int kiln_ba_setup_(int argc, char **argv, int wer, kiln_ba_run_t *x, int *rc) {
+    kiln_ba_opts_t *o = &x->o;
+    kiln_whisper_model_t **m = &x->m;
     char err[512];
+    memset(x, 0, sizeof(*x));
     const char *me = wer ? "kiln bench wer" : "kiln bench asr";
     int pr = kiln_ba_parse_(argc, argv, o, wer);
     *rc = pr > 0 ? 0 : 2;
@@ -737,11 +665,15 @@ static int kiln_ba_setup_(int argc, char **argv, int wer, kiln_ba_opts_t *o,
         fprintf(stderr, "%s: %s\n", me, err);
         return 0;
     }
-    int n = kiln_ba_files_load_(o->dir, o->max_files, f);
+    int n = kiln_ba_files_load_(o->dir, o->max_files, &x->f);
     if (n <= 0) {
         kiln_whisper_model_destroy(*m);
         return 0;
     }
+    x->n = n;
+    kiln_ba_machine_(x->host, sizeof(x->host), x->cpu, sizeof(x->cpu), x->date, sizeof(x->date));
+    x->kt = calloc((size_t)n, sizeof(char *));
+    kiln_ba_refs_init_(x->refs, n);
     *rc = 0;
     return n;
 }
@@ -755,7 +687,7 @@ static void kiln_ba_refs_start_(kiln_ba_ref_t r[2], const kiln_ba_opts_t *o,
         else if (!strstr(o->refs, r[k].name))
             r[k].why = "not asked for (--refs)";
         else if (kiln_ba_ref_start_(&r[k], o, f, n))
-            kiln_ba_ref_stop_(&r[k]);
+            kiln_bench_child_stop(&r[k].c);
     }
 }
 
@@ -770,7 +702,7 @@ static void kiln_ba_refs_pass_(kiln_ba_ref_t r[2], const kiln_ba_file_t *f, int 
             fprintf(stderr, "\nkiln bench: %s: %s\n", r[k].name, r[k].why);
             r[k].up = 0;
             r[k].nt = 0;
-            kiln_ba_ref_stop_(&r[k]);
+            kiln_bench_child_stop(&r[k].c);
         } else if (timed && r[k].nt < 64) {
             r[k].t[r[k].nt++] = t;
             fprintf(stderr, "  %s %.2f s", r[k].name, t);
@@ -780,26 +712,42 @@ static void kiln_ba_refs_pass_(kiln_ba_ref_t r[2], const kiln_ba_file_t *f, int 
 
 static void kiln_ba_refs_free_(kiln_ba_ref_t r[2], int n) {
     for (int k = 0; k < 2; k++) {
-        kiln_ba_ref_stop_(&r[k]);
+        kiln_bench_child_stop(&r[k].c);
         kiln_ba_texts_free_(r[k].texts, n);
         r[k].texts = NULL;
     }
 }
 
-/* Frees what kiln_ba_setup_() and a command made. */
-static void kiln_ba_teardown_(kiln_ba_ref_t refs[2], char **kt, kiln_ba_file_t *f, int n,
-                              kiln_whisper_model_t *m) {
-    kiln_ba_refs_free_(refs, n);
-    kiln_ba_texts_free_(kt, n);
-    kiln_ba_files_free_(f, n);
-    kiln_whisper_model_destroy(m);
+/* Frees what kiln_ba_setup_() made. */
+static void kiln_ba_teardown_(kiln_ba_run_t *x) {
+    kiln_ba_refs_free_(x->refs, x->n);
+    kiln_ba_texts_free_(x->kt, x->n);
+    kiln_ba_files_free_(x->f, x->n);
+    kiln_whisper_model_destroy(x->m);
+}
+
+/* Stops the baselines and scores the last pass of kiln (@returns its WER) and
+ * of each baseline that ran (into its wer). *how: as kiln_ba_wer_(). */
+static double kiln_ba_wers_(kiln_ba_run_t *x, const char **how) {
+    double wk = kiln_ba_wer_(&x->o, x->f, x->n, x->kt, how);
+    for (int k = 0; k < 2; k++) {
+        kiln_bench_child_stop(&x->refs[k].c);
+        if (x->refs[k].nt)
+            x->refs[k].wer = kiln_ba_wer_(&x->o, x->f, x->n, x->refs[k].texts, how);
+    }
+    return wk;
+}
+
+/* Why a baseline has no results. */
+static const char *kiln_ba_ref_why_(const kiln_ba_ref_t *r) {
+    return r->why ? r->why : "did not run";
 }
 
 /* One implementation's row of the result JSON. */
 static json_t *kiln_ba_result_json_(const char *impl, const double *t, int nt, double audio_s,
                                     double wer, double rss_mb) {
     json_t *r = json_object(), *times = json_array();
-    const double med = kiln_ba_median_(t, nt);
+    const double med = kiln_bench_median(t, nt);
     for (int i = 0; i < nt; i++)
         json_array_append_new(times, json_real(t[i]));
     json_object_set_new(r, "impl", json_string(impl));
@@ -815,158 +763,131 @@ static json_t *kiln_ba_result_json_(const char *impl, const double *t, int nt, d
 /* ---- kiln bench asr ----------------------------------------------------- */
 
 int kiln_cmd_bench_asr(int argc, char **argv) {
-    kiln_ba_opts_t o;
-    kiln_whisper_model_t *m = NULL;
-    kiln_ba_file_t *f = NULL;
+    kiln_ba_run_t x;
     int rc;
-    const int n = kiln_ba_setup_(argc, argv, 0, &o, &m, &f, &rc);
-    if (!n)
+    if (!kiln_ba_setup_(argc, argv, 0, &x, &rc))
         return rc;
-    char host[256], cpu[256], date[32];
-    kiln_ba_machine_(host, sizeof(host), cpu, sizeof(cpu), date, sizeof(date));
-    const int threads = o.threads > 0 ? o.threads : kiln_kernels_threads();
-    const double audio_s = kiln_ba_audio_s_(f, n);
-    char **kt = calloc((size_t)n, sizeof(char *));
+    const int threads = x.o.threads > 0 ? x.o.threads : kiln_kernels_threads();
+    const double audio_s = kiln_ba_audio_s_(x.f, x.n);
     double tk[64], wk = -1.0;
     int nk = 0;
-    kiln_ba_ref_t refs[2];
-    kiln_ba_refs_init_(refs, n);
-    kiln_ba_refs_start_(refs, &o, f, n);
-    kiln_whisper_params_t p = kiln_ba_params_(&o, o.batch);
+    kiln_ba_refs_start_(x.refs, &x.o, x.f, x.n);
+    kiln_whisper_params_t p = kiln_ba_params_(&x.o, x.o.batch);
     double load0 = 0.0;
     getloadavg(&load0, 1);
     fprintf(stderr, "kiln bench asr: %d files, %.1f s of audio, %d threads, preset %s, beam %d, "
-            "kiln batch %d\n", n, audio_s, threads, o.preset, p.beam_size, o.batch);
+            "kiln batch %d\n", x.n, audio_s, threads, x.o.preset, p.beam_size, x.o.batch);
     for (int k = 0; k < 2; k++)
-        fprintf(stderr, "  %s: %s\n", refs[k].name, refs[k].up ? "started" : refs[k].why);
+        fprintf(stderr, "  %s: %s\n", x.refs[k].name, x.refs[k].up ? "started" : x.refs[k].why);
     /* warm-up, then kiln and each baseline in turn: A B C A B C */
     rc = 0;
-    if (kiln_ba_kiln_pass_(m, &p, f, n, kt) < 0) {
+    if (kiln_ba_kiln_pass_(x.m, &p, x.f, x.n, x.kt) < 0) {
         fprintf(stderr, "kiln bench asr: the warm-up pass failed\n");
         rc = 1;
         goto out;
     }
-    kiln_ba_refs_pass_(refs, f, n, 0);
-    for (int r = 0; r < o.reps; r++) {
-        double t = kiln_ba_kiln_pass_(m, &p, f, n, kt);
+    kiln_ba_refs_pass_(x.refs, x.f, x.n, 0);
+    for (int r = 0; r < x.o.reps; r++) {
+        double t = kiln_ba_kiln_pass_(x.m, &p, x.f, x.n, x.kt);
         if (t < 0) {
             rc = 1;
             goto out;
         }
         tk[nk++] = t;
         fprintf(stderr, "  rep %d: kiln %.2f s", r + 1, t);
-        kiln_ba_refs_pass_(refs, f, n, 1);
+        kiln_ba_refs_pass_(x.refs, x.f, x.n, 1);
         fprintf(stderr, "\n");
     }
     const char *wer_how;
-    wk = kiln_ba_wer_(&o, f, n, kt, &wer_how);
-    for (int k = 0; k < 2; k++) {
-        kiln_ba_ref_stop_(&refs[k]);
-        if (refs[k].nt)
-            refs[k].wer = kiln_ba_wer_(&o, f, n, refs[k].texts, &wer_how);
-    }
+    wk = kiln_ba_wers_(&x, &wer_how);
     /* batch scaling, kiln alone */
     double sc_t[8] = {0};
-    for (int s = 0; s < o.n_scaling; s++) {
-        kiln_whisper_params_t ps = kiln_ba_params_(&o, o.scaling[s]);
+    for (int s = 0; s < x.o.n_scaling; s++) {
+        kiln_whisper_params_t ps = kiln_ba_params_(&x.o, x.o.scaling[s]);
         double ts[64];
         int nts = 0;
-        kiln_ba_kiln_pass_(m, &ps, f, n, NULL); /* warm-up (workspace sizes) */
-        for (int r = 0; r < o.sreps; r++) {
-            double t = kiln_ba_kiln_pass_(m, &ps, f, n, NULL);
+        kiln_ba_kiln_pass_(x.m, &ps, x.f, x.n, NULL); /* warm-up (workspace sizes) */
+        for (int r = 0; r < x.o.sreps; r++) {
+            double t = kiln_ba_kiln_pass_(x.m, &ps, x.f, x.n, NULL);
             if (t > 0)
                 ts[nts++] = t;
         }
-        sc_t[s] = kiln_ba_median_(ts, nts);
-        fprintf(stderr, "  scaling: batch %d: %.2f s (median of %d)\n", o.scaling[s], sc_t[s],
+        sc_t[s] = kiln_bench_median(ts, nts);
+        fprintf(stderr, "  scaling: batch %d: %.2f s (median of %d)\n", x.o.scaling[s], sc_t[s],
                 nts);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    const double mk = kiln_ba_median_(tk, nk);
+    const double mk = kiln_bench_median(tk, nk);
 
     /* table */
-    printf("ASR on CPU (%s, %d threads): %s, %d files, %.1f s of audio\n", cpu, threads, o.dir,
-           n, audio_s);
+    printf("ASR on CPU (%s, %d threads): %s, %d files, %.1f s of audio\n", x.cpu, threads, x.o.dir,
+           x.n, audio_s);
     printf("model %s, preset %s, beam %d; median of %d interleaved passes after a warm-up\n",
-           o.model, o.preset, p.beam_size, o.reps);
+           x.o.model, x.o.preset, p.beam_size, x.o.reps);
     printf("load average at start %.2f; references with OMP_WAIT_POLICY %s\n\n", load0,
-           strcmp(o.ref_omp, "active") ? "PASSIVE" : "(library default)");
+           strcmp(x.o.ref_omp, "active") ? "PASSIVE" : "(library default)");
     printf("  %-16s %10s %10s %12s %8s\n", "implementation", "wall s", "RTF", "x real time",
            "WER %");
     printf("  %-16s %10.2f %10.4f %12.1f %8.2f\n", "kiln", mk, mk / audio_s, audio_s / mk, wk);
     for (int k = 0; k < 2; k++) {
-        double mr = kiln_ba_median_(refs[k].t, refs[k].nt);
-        if (refs[k].nt)
-            printf("  %-16s %10.2f %10.4f %12.1f %8.2f\n", refs[k].name, mr, mr / audio_s,
-                   audio_s / mr, refs[k].wer);
+        double mr = kiln_bench_median(x.refs[k].t, x.refs[k].nt);
+        if (x.refs[k].nt)
+            printf("  %-16s %10.2f %10.4f %12.1f %8.2f\n", x.refs[k].name, mr, mr / audio_s,
+                   audio_s / mr, x.refs[k].wer);
         else
-            printf("  %-16s %s\n", refs[k].name, refs[k].why ? refs[k].why : "did not run");
+            printf("  %-16s %s\n", x.refs[k].name, kiln_ba_ref_why_(&x.refs[k]));
     }
     printf("\n");
     for (int k = 0; k < 2; k++)
-        if (refs[k].nt && mk > 0)
-            printf("  ratio (kiln speed / %s speed): %.2fx\n", refs[k].name,
-                   kiln_ba_median_(refs[k].t, refs[k].nt) / mk);
+        if (x.refs[k].nt && mk > 0)
+            printf("  ratio (kiln speed / %s speed): %.2fx\n", x.refs[k].name,
+                   kiln_bench_median(x.refs[k].t, x.refs[k].nt) / mk);
     printf("  WER normalisation: %s\n", wer_how);
-    if (o.n_scaling) {
-        printf("\n  kiln throughput by batch size (same files, median of %d):\n", o.sreps);
+    if (x.o.n_scaling) {
+        printf("\n  kiln throughput by batch size (same files, median of %d):\n", x.o.sreps);
         printf("  %8s %10s %12s %10s\n", "batch", "wall s", "x real time", "vs batch 1");
-        for (int s = 0; s < o.n_scaling; s++)
-            printf("  %8d %10.2f %12.1f %9.2fx\n", o.scaling[s], sc_t[s], audio_s / sc_t[s],
+        for (int s = 0; s < x.o.n_scaling; s++)
+            printf("  %8d %10.2f %12.1f %9.2fx\n", x.o.scaling[s], sc_t[s], audio_s / sc_t[s],
                    sc_t[0] / sc_t[s]);
     }
     printf("\n  peak RSS: kiln %.0f MB", ru.ru_maxrss / 1024.0);
     for (int k = 0; k < 2; k++)
-        if (refs[k].nt && refs[k].rss_kb)
-            printf(", %s %.0f MB", refs[k].name, refs[k].rss_kb / 1024.0);
+        if (x.refs[k].nt && x.refs[k].rss_kb)
+            printf(", %s %.0f MB", x.refs[k].name, x.refs[k].rss_kb / 1024.0);
     printf("\n");
 
     /* JSON */
-    json_t *j = json_object(), *params = json_object(), *results = json_array();
-    json_t *ratios = json_object(), *refs_j = json_object();
-    json_object_set_new(j, "bench", json_string("asr"));
-    json_object_set_new(j, "machine", json_string(host));
-    json_object_set_new(j, "date", json_string(date));
-    json_object_set_new(params, "device", json_string("cpu"));
-    json_object_set_new(params, "cpu", json_string(cpu));
-    json_object_set_new(params, "threads", json_integer(threads));
-    json_object_set_new(params, "model", json_string(o.model));
-    json_object_set_new(params, "dir", json_string(o.dir));
-    json_object_set_new(params, "files", json_integer(n));
-    json_object_set_new(params, "audio_s", json_real(audio_s));
-    json_object_set_new(params, "preset", json_string(o.preset));
-    json_object_set_new(params, "beam", json_integer(p.beam_size));
-    json_object_set_new(params, "batch", json_integer(o.batch));
-    json_object_set_new(params, "reps", json_integer(o.reps));
-    json_object_set_new(params, "wer_normaliser", json_string(wer_how));
-    json_object_set_new(params, "ref_omp_wait_policy", json_string(o.ref_omp));
-    json_object_set_new(params, "loadavg_start", json_real(load0));
+    json_t *results = json_array(), *ratios = json_object(), *refs_j = json_object();
     for (int k = 0; k < 2; k++)
-        json_object_set_new(refs_j, refs[k].name, json_string(refs[k].nt ? refs[k].what
-                                                              : refs[k].why ? refs[k].why
-                                                              : "did not run"));
-    json_object_set_new(params, "refs", refs_j);
-    json_object_set_new(params, "note",
-                        json_string("CPU only: absolute times are not comparable across "
-                                    "machines; compare ratios"));
+        json_object_set_new(refs_j, x.refs[k].name,
+                            json_string(x.refs[k].nt ? x.refs[k].what
+                                                     : kiln_ba_ref_why_(&x.refs[k])));
+    json_t *j = json_pack("{s:s, s:s, s:s}", "bench", "asr", "machine", x.host, "date", x.date);
+    json_t *params = json_pack(
+        "{s:s, s:s, s:i, s:s, s:s, s:i, s:f, s:s, s:i, s:i, s:i, s:s, s:s, s:f, s:o, s:s}",
+        "device", "cpu", "cpu", x.cpu, "threads", threads, "model", x.o.model, "dir", x.o.dir,
+        "files", x.n, "audio_s", audio_s, "preset", x.o.preset, "beam", p.beam_size, "batch",
+        x.o.batch, "reps", x.o.reps, "wer_normaliser", wer_how, "ref_omp_wait_policy",
+        x.o.ref_omp, "loadavg_start", load0, "refs", refs_j, "note",
+        "CPU only: absolute times are not comparable across machines; compare ratios");
     json_t *rk = kiln_ba_result_json_("kiln", tk, nk, audio_s, wk, ru.ru_maxrss / 1024.0);
-    json_object_set_new(rk, "batch", json_integer(o.batch));
+    json_object_set_new(rk, "batch", json_integer(x.o.batch));
     json_array_append_new(results, rk);
     for (int k = 0; k < 2; k++) {
-        if (!refs[k].nt)
+        if (!x.refs[k].nt)
             continue;
-        json_array_append_new(results, kiln_ba_result_json_(refs[k].name, refs[k].t, refs[k].nt,
-                                                            audio_s, refs[k].wer,
-                                                            refs[k].rss_kb / 1024.0));
-        json_object_set_new(ratios, refs[k].name,
-                            json_real(kiln_ba_median_(refs[k].t, refs[k].nt) / mk));
+        const kiln_ba_ref_t *r = &x.refs[k];
+        json_array_append_new(results, kiln_ba_result_json_(r->name, r->t, r->nt, audio_s, r->wer,
+                                                            r->rss_kb / 1024.0));
+        json_object_set_new(ratios, x.refs[k].name,
+                            json_real(kiln_bench_median(x.refs[k].t, x.refs[k].nt) / mk));
     }
-    for (int s = 0; s < o.n_scaling; s++) {
+    for (int s = 0; s < x.o.n_scaling; s++) {
         json_t *rs = json_object();
         json_object_set_new(rs, "impl", json_string("kiln"));
         json_object_set_new(rs, "scaling", json_true());
-        json_object_set_new(rs, "batch", json_integer(o.scaling[s]));
+        json_object_set_new(rs, "batch", json_integer(x.o.scaling[s]));
         json_object_set_new(rs, "wall_s", json_real(sc_t[s]));
         json_object_set_new(rs, "x_realtime", json_real(audio_s / sc_t[s]));
         json_array_append_new(results, rs);
@@ -978,84 +899,57 @@ int kiln_cmd_bench_asr(int argc, char **argv) {
                                     ? json_object_get(ratios, "faster-whisper") : json_null());
     json_object_set_new(j, "ratios", ratios);
     json_object_set_new(j, "wer_kiln", json_real(wk));
-    json_object_set_new(j, "wer_ref", refs[0].nt ? json_real(refs[0].wer) : json_null());
+    json_object_set_new(j, "wer_ref", x.refs[0].nt ? json_real(x.refs[0].wer) : json_null());
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
-    if (!o.no_save && s) {
-        char path[1024];
-        if (o.out)
-            snprintf(path, sizeof(path), "%s", o.out);
-        else
-            snprintf(path, sizeof(path), "bench/results/asr-%s-%s.json", date, host);
-        FILE *fp = fopen(path, "w");
-        if (fp) {
-            fprintf(fp, "%s\n", s);
-            fclose(fp);
-            fprintf(stderr, "kiln bench asr: wrote %s\n", path);
-        } else {
-            fprintf(stderr, "kiln bench asr: could not write \"%s\": %s\n", path,
-                    strerror(errno));
-        }
-    }
-    if (o.json && s)
+    if (!x.o.no_save && s)
+        kiln_bench_save_as("asr", s, x.o.out, x.date, x.host);
+    if (x.o.json && s)
         printf("%s\n", s);
     free(s);
     json_decref(j);
 out:
-    kiln_ba_teardown_(refs, kt, f, n, m);
+    kiln_ba_teardown_(&x);
     return rc;
 }
 
 /* ---- kiln bench wer ----------------------------------------------------- */
 
 int kiln_cmd_bench_wer(int argc, char **argv) {
-    kiln_ba_opts_t o;
-    kiln_whisper_model_t *m = NULL;
-    kiln_ba_file_t *f = NULL;
+    kiln_ba_run_t x;
     int rc;
-    const int n = kiln_ba_setup_(argc, argv, 1, &o, &m, &f, &rc);
-    if (!n)
+    if (!kiln_ba_setup_(argc, argv, 1, &x, &rc))
         return rc;
-    char host[256], cpu[256], date[32];
-    kiln_ba_machine_(host, sizeof(host), cpu, sizeof(cpu), date, sizeof(date));
-    char **kt = calloc((size_t)n, sizeof(char *));
-    kiln_whisper_params_t p = kiln_ba_params_(&o, o.batch);
-    kiln_ba_ref_t refs[2];
-    kiln_ba_refs_init_(refs, n);
-    double tk = kiln_ba_kiln_pass_(m, &p, f, n, kt), wk = -1.0;
+    kiln_whisper_params_t p = kiln_ba_params_(&x.o, x.o.batch);
+    double tk = kiln_ba_kiln_pass_(x.m, &p, x.f, x.n, x.kt), wk = -1.0;
     if (tk < 0) {
         rc = 1;
         goto out;
     }
-    kiln_ba_refs_start_(refs, &o, f, n);
-    kiln_ba_refs_pass_(refs, f, n, 1);
+    kiln_ba_refs_start_(x.refs, &x.o, x.f, x.n);
+    kiln_ba_refs_pass_(x.refs, x.f, x.n, 1);
     const char *how;
-    wk = kiln_ba_wer_(&o, f, n, kt, &how);
-    for (int k = 0; k < 2; k++) {
-        kiln_ba_ref_stop_(&refs[k]);
-        if (refs[k].nt)
-            refs[k].wer = kiln_ba_wer_(&o, f, n, refs[k].texts, &how);
-    }
+    wk = kiln_ba_wers_(&x, &how);
     fprintf(stderr, "\n");
-    printf("WER on %s (%d files), model %s, preset %s, beam %d\n", o.dir, n, o.model, o.preset,
-           p.beam_size);
+    printf("WER on %s (%d files), model %s, preset %s, beam %d\n", x.o.dir, x.n, x.o.model,
+           x.o.preset, p.beam_size);
     printf("  normalisation: %s\n", how);
     printf("  %-16s %8.2f %%\n", "kiln", wk);
     for (int k = 0; k < 2; k++)
-        if (refs[k].nt)
-            printf("  %-16s %8.2f %%   (difference %+.2f)\n", refs[k].name, refs[k].wer,
-                   wk - refs[k].wer);
+        if (x.refs[k].nt)
+            printf("  %-16s %8.2f %%   (difference %+.2f)\n", x.refs[k].name, x.refs[k].wer,
+                   wk - x.refs[k].wer);
         else
-            printf("  %-16s %s\n", refs[k].name, refs[k].why ? refs[k].why : "did not run");
-    if (o.json) {
+            printf("  %-16s %s\n", x.refs[k].name, kiln_ba_ref_why_(&x.refs[k]));
+    if (x.o.json) {
         json_t *wr = json_object();
         for (int k = 0; k < 2; k++)
-            json_object_set_new(wr, refs[k].name, refs[k].nt ? json_real(refs[k].wer)
-                                                             : json_null());
+            json_object_set_new(wr, x.refs[k].name,
+                                x.refs[k].nt ? json_real(x.refs[k].wer) : json_null());
         json_t *j = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:i, s:s, s:i, s:s}, s:f, s:O, s:o, "
-                              "s:f}", "bench", "wer", "machine", host, "date", date, "params",
-                              "model", o.model, "dir", o.dir, "files", n, "preset", o.preset,
-                              "beam", p.beam_size, "normaliser", how, "wer_kiln", wk, "wer_ref",
-                              json_object_get(wr, "faster-whisper"), "wer_refs", wr,
+                              "s:f}", "bench", "wer", "machine", x.host, "date", x.date, "params",
+                              "model", x.o.model, "dir", x.o.dir, "files", x.n, "preset",
+                              x.o.preset, "beam", p.beam_size, "normaliser", how, "wer_kiln", wk,
+                              "wer_ref", json_object_get(wr, "faster-whisper"), "wer_refs", wr,
                               "kiln_wall_s", tk);
         char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
         if (s)
@@ -1064,6 +958,6 @@ int kiln_cmd_bench_wer(int argc, char **argv) {
         json_decref(j);
     }
 out:
-    kiln_ba_teardown_(refs, kt, f, n, m);
+    kiln_ba_teardown_(&x);
     return rc;
 }

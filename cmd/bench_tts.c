@@ -69,17 +69,6 @@ typedef struct {
     int n;
 } kiln_bt_runs_t;
 
-static double kiln_bt_clock_(clockid_t id) {
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int kiln_bt_cmp_(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* @returns the median over the runs of \p r of t / audio (t: r->el, or
  * r->cpu with \p cpu), 0 without runs. */
 static double kiln_bt_rtf_(const kiln_bt_runs_t *r, int cpu) {
@@ -88,10 +77,7 @@ static double kiln_bt_rtf_(const kiln_bt_runs_t *r, int cpu) {
     for (int i = 0; i < r->n; i++)
         if (r->audio[i] > 0)
             v[n++] = (cpu ? r->cpu[i] : r->el[i]) / r->audio[i];
-    if (!n)
-        return 0.0;
-    qsort(v, (size_t)n, sizeof(double), kiln_bt_cmp_);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    return kiln_bench_median(v, n);
 }
 
 /* ---- kiln's side -------------------------------------------------------- */
@@ -111,7 +97,8 @@ static double kiln_bt_kiln_pass_(kiln_voice_t *v, const kiln_voice_text_t *tx, i
     char err[256];
     if (!a || !ids || !n_ids)
         goto out;
-    double t0 = kiln_bt_clock_(CLOCK_MONOTONIC), c0 = kiln_bt_clock_(CLOCK_PROCESS_CPUTIME_ID);
+    double t0 = kiln_bench_clock(CLOCK_MONOTONIC);
+    double c0 = kiln_bench_clock(CLOCK_PROCESS_CPUTIME_ID);
     for (int i = 0; i < n; i += batch) {
         int B = n - i < batch ? n - i : batch;
         for (int b = 0; b < B; b++) {
@@ -127,8 +114,8 @@ static double kiln_bt_kiln_pass_(kiln_voice_t *v, const kiln_voice_text_t *tx, i
             kiln_voice_audio_clear(&a[b]);
         }
     }
-    el = kiln_bt_clock_(CLOCK_MONOTONIC) - t0;
-    *cpu_s = kiln_bt_clock_(CLOCK_PROCESS_CPUTIME_ID) - c0;
+    el = kiln_bench_clock(CLOCK_MONOTONIC) - t0;
+    *cpu_s = kiln_bench_clock(CLOCK_PROCESS_CPUTIME_ID) - c0;
     *audio_s = samples / kiln_voice_sample_rate(v);
 out:
     free(a);
