@@ -4,7 +4,10 @@
  * leaky ReLU, relative-position attention and the inverse rational-quadratic
  * spline. Time-major ([T, C]), fp32. The dense products go through the
  * kernels' CPU backend (kiln_kernels_get(KILN_BACKEND_CPU)->matmul, threaded
- * on the kernels' pool) or OpenBLAS directly; the rest is plain C, split
+ * on the kernels' pool) or OpenBLAS directly, except the 32- and 64-channel
+ * convolutions of the decoder, which run a direct AVX-512 loop (no im2col,
+ * no packing; x86-64 CPUs with AVX-512F only, where the voice has laid out
+ * their weights, kiln_vconv_direct_ok_()); the rest is plain C, split
  * over the pool (kiln_parallel_for) by blocks of rows, with row loops
  * written so that GCC vectorises them (no branches, restrict, no
  * reordered sums: the results are the scalar loops' bits).
@@ -19,6 +22,11 @@
 
 #include "kiln/kernels.h"
 #include "models/voice/voice_int.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define KILN_VDIRECT 1 /* the direct AVX-512 path of kiln_vconv1d_() is built */
+#endif
 
 /* at most this many output rows per task of the convolutions: bounds each
  * thread's im2col scratch (rows * C * K floats) whatever T; larger blocks
@@ -80,6 +88,76 @@ static void kiln_vim2col_(float *restrict w, const float *restrict a, int nt, in
         }
 }
 
+#ifdef KILN_VDIRECT
+/*
+ * The direct path of kiln_vconv1d_() for OC = 16 * NV output channels:
+ * R output rows at a time held in R * NV AVX-512 registers (initialised
+ * from o, which already holds res + bias), each tap and input channel one
+ * broadcast of the activated input times NV weight vectors of wt
+ * ([K, C, OC]). For the narrow stages (OC 32 and 64) this beats im2col +
+ * sgemm, which copies K input rows per output row and packs both operands
+ * (OC 128 measured no better than sgemm on joe-medium, so it stays there).
+ */
+#define KILN_VDIRECT_TARGET __attribute__((target("avx512f"), always_inline)) static inline
+KILN_VDIRECT_TARGET void kiln_vdirect_blk_(float *o, const float *a, const float *wt, int C,
+                                           int K, int dil, const int NV, const int R) {
+    int OC = 16 * NV;
+    __m512 acc[8][4]; /* R <= 8, NV <= 4 */
+    _Pragma("GCC unroll 8") for (int i = 0; i < R; i++)
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
+            acc[i][v] = _mm512_loadu_ps(o + (size_t)i * OC + 16 * v);
+    for (int k = 0; k < K; k++) {
+        const float *ak = a + (size_t)k * dil * C;
+        const float *wk = wt + (size_t)k * C * OC;
+        for (int c = 0; c < C; c++) {
+            __m512 w[4];
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
+                w[v] = _mm512_loadu_ps(wk + (size_t)c * OC + 16 * v);
+            _Pragma("GCC unroll 8") for (int i = 0; i < R; i++) {
+                __m512 b = _mm512_set1_ps(ak[(size_t)i * C + c]);
+                _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
+                    acc[i][v] = _mm512_fmadd_ps(b, w[v], acc[i][v]);
+            }
+        }
+    }
+    _Pragma("GCC unroll 8") for (int i = 0; i < R; i++)
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
+            _mm512_storeu_ps(o + (size_t)i * OC + 16 * v, acc[i][v]);
+}
+
+/* nt rows of o for OC = 16 * NV: blocks of R rows, then single rows */
+#define KILN_VDIRECT_FN(NAME, NV, R)                                                          \
+    __attribute__((target("avx512f"))) static void NAME(                                      \
+        float *o, const float *a, const float *wt, int nt, int C, int K, int dil) {         \
+        int r = 0;                                                                            \
+        for (; r + R <= nt; r += R)                                                           \
+            kiln_vdirect_blk_(o + (size_t)r * 16 * NV, a + (size_t)r * C, wt, C, K, dil, NV,  \
+                              R);                                                             \
+        for (; r < nt; r++)                                                                   \
+            kiln_vdirect_blk_(o + (size_t)r * 16 * NV, a + (size_t)r * C, wt, C, K, dil, NV,  \
+                              1);                                                             \
+    }
+KILN_VDIRECT_FN(kiln_vdirect_2_, 2, 8)
+KILN_VDIRECT_FN(kiln_vdirect_4_, 4, 6)
+#endif
+
+int kiln_vconv_direct_ok_(const kiln_vconv_t *cv) {
+#ifdef KILN_VDIRECT
+    return cv->k > 1 && (cv->oc == 32 || cv->oc == 64) && __builtin_cpu_supports("avx512f");
+#else
+    (void)cv;
+    return 0;
+#endif
+}
+
+void kiln_vconv_direct_layout_(const kiln_vconv_t *cv, float *wt) {
+    int C = cv->ic, K = cv->k, OC = cv->oc;
+    for (int oc = 0; oc < OC; oc++)
+        for (int k = 0; k < K; k++)
+            for (int c = 0; c < C; c++)
+                wt[((size_t)k * C + c) * OC + oc] = cv->w[((size_t)oc * K + k) * C + c];
+}
+
 /*
  * Rows [t0, t0 + nt) of out = res + bias + conv(act(inp)): the input rows
  * they read are activated once (zero rows for the padding), gathered into
@@ -111,7 +189,7 @@ static void kiln_vconv1d_task_(void *vctx, int task, int thread) {
         /* activated input rows [t0 - pad, t0 + nt + pad) */
         int na = nt + 2 * pad;
         float *a = kiln_scratch(1, (size_t)na * C);
-        float *w = K == 1 ? a : kiln_scratch(0, (size_t)nt * ck);
+        float *w = K == 1 || cv->wt ? a : kiln_scratch(0, (size_t)nt * ck);
         if (!a || !w) {
             kiln_kernels_set_error_();
             return;
@@ -126,6 +204,15 @@ static void kiln_vconv1d_task_(void *vctx, int task, int thread) {
             else
                 kiln_vact_row_(dst, j->inp + (size_t)ti * C, (size_t)C, j->slope);
         }
+#ifdef KILN_VDIRECT
+        if (cv->wt) { /* direct path (kiln_vconv_direct_ok_()) */
+            if (OC == 32)
+                kiln_vdirect_2_(o, a, cv->wt, nt, C, K, dil);
+            else
+                kiln_vdirect_4_(o, a, cv->wt, nt, C, K, dil);
+            return;
+        }
+#endif
         /* weights are k-major ([OC, K, C]), so each tap is one row copy */
         if (K > 1)
             kiln_vim2col_(w, a, nt, C, K, dil);

@@ -22,6 +22,7 @@
  * a time (kiln_vbatch_task_()).
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -485,6 +486,34 @@ static void kiln_vbatch_task_(void *ctx, int task, int thread) {
     }
 }
 
+/*
+ * Once per voice, before its first synthesis: the [K, C, OC] copies of the
+ * resblock weights that kiln_vconv1d_()'s direct path takes (where the CPU
+ * and the shapes allow it). Serialised over all voices by one mutex; a
+ * copy that cannot be allocated leaves its conv on the im2col path.
+ */
+static void kiln_vdirect_prepare_(kiln_voice_t *v) {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    if (atomic_load_explicit(&v->direct_ready, memory_order_acquire))
+        return;
+    pthread_mutex_lock(&mu);
+    if (!v->direct_ready) {
+        for (int s = 0; s < v->hp.n_ups; s++)
+            for (int j = 0; j < v->hp.n_res; j++)
+                for (int d = 0; d < v->hp.n_dil; d++) {
+                    kiln_vconv_t *cv = &v->res[s * v->hp.n_res + j][d];
+                    if (cv->wt || !cv->w || !kiln_vconv_direct_ok_(cv))
+                        continue;
+                    float *wt = kiln_voice_take_(v, (size_t)cv->oc * cv->ic * cv->k);
+                    if (wt)
+                        kiln_vconv_direct_layout_(cv, wt);
+                    cv->wt = wt;
+                }
+        atomic_store_explicit(&v->direct_ready, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&mu);
+}
+
 kiln_err_t kiln_voice_synth_ids(kiln_voice_t *v, const int *const *ids, const int *n_ids, int B,
                                 const kiln_voice_params_t *p, kiln_voice_audio_t *out,
                                 char *errstr, size_t errstr_size) {
@@ -519,6 +548,7 @@ kiln_err_t kiln_voice_synth_ids(kiln_voice_t *v, const int *const *ids, const in
     }
     /* longest first, so that the last task to start is a short one */
     qsort_r(job.order, (size_t)B, sizeof(int), kiln_vbatch_cmp_, (void *)n_ids);
+    kiln_vdirect_prepare_(v);
     kiln_kernels_take_error();
     if (B > 1 && kiln_kernels_threads() > 1)
         kiln_parallel_for(B, kiln_vbatch_task_, &job);

@@ -28,6 +28,9 @@
 typedef struct kiln_vconv_s {
     float *w, *b;
     int oc, ic, k;
+    /* optional second copy of w as [K, C, OC] for kiln_vconv1d_()'s direct
+     * path (kiln_vconv_direct_ok_()); set once by kiln_vdirect_prepare_() */
+    float *wt;
 } kiln_vconv_t;
 
 typedef struct kiln_vln_s {
@@ -98,6 +101,7 @@ struct kiln_voice_s {
     kiln_vconv_t conv_pre, conv_post;
     kiln_vconv_t ups[KILN_VOICE_MAX_UPS]; /* w re-laid [k * oc, ic] */
     kiln_vconv_t res[KILN_VOICE_MAX_UPS * KILN_VOICE_MAX_RES][KILN_VOICE_MAX_DIL];
+    _Atomic int direct_ready; /* res[][].wt laid out (kiln_vdirect_prepare_()) */
     /* every buffer above, freed together */
     void **bufs;
     int n_bufs, cap_bufs;
@@ -115,6 +119,17 @@ struct kiln_voice_s {
  */
 void kiln_vconv1d_(float *out, const float *inp, const kiln_vconv_t *cv, int T, int dil,
                    float slope, const float *res);
+
+/**
+ * Whether kiln_vconv1d_() can take its direct path for \p cv (no im2col,
+ * no sgemm: a register-blocked AVX-512 loop over taps and channels, for the
+ * narrow convolutions of the decoder's last stages) once cv->wt holds
+ * kiln_vconv_direct_layout_()'s copy of the weights.
+ */
+int kiln_vconv_direct_ok_(const kiln_vconv_t *cv);
+
+/** wt[(k * C + c) * OC + oc] = cv->w[(oc * K + k) * C + c] (cv->w k-major). */
+void kiln_vconv_direct_layout_(const kiln_vconv_t *cv, float *wt);
 
 /**
  * Re-lays a conv weight from PyTorch's [OC, C, K] to k-major [OC, K, C], the
