@@ -35,76 +35,6 @@ float *kiln_voice_take_(kiln_voice_t *v, size_t n) {
     return p;
 }
 
-/* ---- safetensors index */
-
-static int kiln_voice_index_safetensors_(kiln_wtab_t *tab, const kiln_wmap_t *mp,
-                                         char *errstr, size_t errstr_size) {
-    uint64_t hlen = 0;
-    if (mp->size < 8) {
-        snprintf(errstr, errstr_size, "could not load \"%s\": file is truncated", tab->path);
-        return -1;
-    }
-    for (int i = 7; i >= 0; i--)
-        hlen = (hlen << 8) | mp->p[i];
-    if (hlen == 0 || hlen > mp->size - 8) {
-        snprintf(errstr, errstr_size,
-                 "could not load \"%s\": header of %llu bytes does not fit in a file of %zu",
-                 tab->path, (unsigned long long)hlen, mp->size);
-        return -1;
-    }
-    json_error_t jerr;
-    json_t *h = json_loadb((const char *)mp->p + 8, (size_t)hlen, 0, &jerr);
-    if (!json_is_object(h)) {
-        snprintf(errstr, errstr_size, "could not load \"%s\": invalid header: %s", tab->path,
-                 jerr.text);
-        json_decref(h);
-        return -1;
-    }
-    const uint8_t *data = mp->p + 8 + hlen;
-    size_t data_size = mp->size - 8 - (size_t)hlen;
-    const char *name;
-    json_t *t;
-    int rc = 0;
-    json_object_foreach(h, name, t) {
-        if (!strcmp(name, "__metadata__"))
-            continue;
-        const char *dt = json_string_value(json_object_get(t, "dtype"));
-        json_t *shape = json_object_get(t, "shape"), *offs = json_object_get(t, "data_offsets");
-        int64_t sh[4] = {0};
-        int rank = (int)json_array_size(shape);
-        if (!dt || !json_is_array(shape) || rank > 4 || json_array_size(offs) != 2) {
-            snprintf(errstr, errstr_size, "could not load \"%s\": bad entry for tensor \"%s\"",
-                     tab->path, name);
-            rc = -1;
-            break;
-        }
-        size_t n = 1;
-        for (int i = 0; i < rank; i++) {
-            sh[i] = json_integer_value(json_array_get(shape, i));
-            n *= (size_t)(sh[i] > 0 ? sh[i] : 0);
-        }
-        json_int_t b = json_integer_value(json_array_get(offs, 0));
-        json_int_t e = json_integer_value(json_array_get(offs, 1));
-        kiln_dtype_t kd = !strcmp(dt, "F32") ? KILN_DT_F32 : !strcmp(dt, "F16") ? KILN_DT_F16
-                        : !strcmp(dt, "BF16") ? KILN_DT_BF16 : KILN_DT_OTHER;
-        size_t esz = kd == KILN_DT_F32 ? 4 : 2;
-        if (b < 0 || e < b || (size_t)e > data_size || (size_t)(e - b) != n * esz) {
-            snprintf(errstr, errstr_size,
-                     "could not load \"%s\": tensor \"%s\" lies outside the file or has the "
-                     "wrong size (file truncated?)", tab->path, name);
-            rc = -1;
-            break;
-        }
-        if (kiln_wtab_add(tab, name, strlen(name), kd, rank, sh, data + b, (size_t)(e - b))) {
-            snprintf(errstr, errstr_size, "out of memory");
-            rc = -1;
-            break;
-        }
-    }
-    json_decref(h);
-    return rc;
-}
-
 /* ---- config */
 
 static int kiln_voice_ji_(json_t *o, const char *key, int def) {
@@ -551,7 +481,7 @@ kiln_voice_t *kiln_voice_load(const char *path, char *errstr, size_t errstr_size
         return NULL;
     }
     kiln_vload_t L = {.v = v, .tab = &tab, .errstr = errstr, .errstr_size = errstr_size};
-    if (kiln_voice_index_safetensors_(&tab, &mp, errstr, errstr_size))
+    if (kiln_wtab_index_safetensors(&tab, &mp, 1, errstr, errstr_size))
         L.failed = 1;
     else
         kiln_vload_weights_(&L);

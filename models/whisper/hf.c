@@ -33,86 +33,6 @@
 
 #include "models/whisper/loader_int.h"
 
-/* Indexes model.safetensors into tab. */
-static int kiln_hf_index_(const kiln_wmap_t *mp, kiln_wtab_t *tab, char *errstr,
-                          size_t errstr_size) {
-    uint64_t hlen;
-    if (mp->size < 8) {
-        snprintf(errstr, errstr_size, "could not load \"%s\": file is too short for a "
-                 "safetensors header", tab->path);
-        return -1;
-    }
-    memcpy(&hlen, mp->p, 8);
-    if (hlen < 2 || hlen > mp->size - 8 || hlen > (64u << 20)) {
-        snprintf(errstr, errstr_size, "could not load \"%s\": safetensors header length %llu "
-                 "does not fit the file (%zu bytes)", tab->path, (unsigned long long)hlen,
-                 mp->size);
-        return -1;
-    }
-    json_error_t je;
-    json_t *h = json_loadb((const char *)mp->p + 8, (size_t)hlen, 0, &je);
-    if (!json_is_object(h)) {
-        snprintf(errstr, errstr_size, "could not load \"%s\": safetensors header is not a JSON "
-                 "object (%s)", tab->path, je.text);
-        json_decref(h);
-        return -1;
-    }
-    const uint8_t *data = mp->p + 8 + hlen;
-    const size_t data_size = mp->size - 8 - (size_t)hlen;
-    const char *name;
-    json_t *t;
-    int rc = 0;
-    json_object_foreach(h, name, t) {
-        if (!strcmp(name, "__metadata__"))
-            continue;
-        const char *dt = json_string_value(json_object_get(t, "dtype"));
-        json_t *shape = json_object_get(t, "shape"), *offs = json_object_get(t, "data_offsets");
-        if (!dt || !json_is_array(shape) || json_array_size(shape) > 4 ||
-            !json_is_array(offs) || json_array_size(offs) != 2) {
-            snprintf(errstr, errstr_size, "could not load \"%s\": tensor \"%s\" has an invalid "
-                     "header entry", tab->path, name);
-            rc = -1;
-            break;
-        }
-        kiln_dtype_t kdt = !strcmp(dt, "F32")    ? KILN_DT_F32
-                           : !strcmp(dt, "F16")  ? KILN_DT_F16
-                           : !strcmp(dt, "BF16") ? KILN_DT_BF16
-                           : !strcmp(dt, "I32")  ? KILN_DT_I32
-                           : !strcmp(dt, "I8")   ? KILN_DT_I8
-                                                 : KILN_DT_OTHER;
-        int64_t sh[4] = {0};
-        int rank = (int)json_array_size(shape);
-        for (int d = 0; d < rank; d++) {
-            json_int_t v = json_integer_value(json_array_get(shape, d));
-            sh[d] = v;
-            if (v < 0 || v > (1 << 24)) {
-                snprintf(errstr, errstr_size, "could not load \"%s\": tensor \"%s\" has an "
-                         "invalid shape", tab->path, name);
-                rc = -1;
-                break;
-            }
-        }
-        if (rc)
-            break;
-        json_int_t b = json_integer_value(json_array_get(offs, 0));
-        json_int_t e = json_integer_value(json_array_get(offs, 1));
-        if (b < 0 || e < b || (uint64_t)e > data_size) {
-            snprintf(errstr, errstr_size, "could not load \"%s\": file is truncated in tensor "
-                     "\"%s\" (data ends at %lld, the file holds %zu)", tab->path, name,
-                     (long long)e, data_size);
-            rc = -1;
-            break;
-        }
-        if (kiln_wtab_add(tab, name, strlen(name), kdt, rank, sh, data + b, (size_t)(e - b))) {
-            snprintf(errstr, errstr_size, "out of memory");
-            rc = -1;
-            break;
-        }
-    }
-    json_decref(h);
-    return rc;
-}
-
 static int kiln_hf_cfg_int_(json_t *cfg, const char *key, int *out) {
     json_t *v = json_object_get(cfg, key);
     if (!json_is_integer(v))
@@ -349,7 +269,7 @@ int kiln_whisper_load_hf_(kiln_whisper_model_t *m, const char *dir, const char *
         goto done;
     }
     if (kiln_wmap_open(&mp, file, errstr, errstr_size) ||
-        kiln_hf_index_(&mp, &tab, errstr, errstr_size))
+        kiln_wtab_index_safetensors(&tab, &mp, 0, errstr, errstr_size))
         goto done;
     char pfx[8] = "model.";
     if (!kiln_wtab_find(&tab, "model.encoder.conv1.weight") &&

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,99 @@ static size_t kiln_dtype_size_(kiln_dtype_t dt) {
     case KILN_DT_I8: return 1;
     default: return 0;
     }
+}
+
+/* One parser for every safetensors file kiln reads (Whisper HF checkpoints,
+ * converted Piper voices): u64 little-endian header length N, N bytes of
+ * JSON {name: {dtype, shape, data_offsets}}, then the data. */
+int kiln_wtab_index_safetensors(kiln_wtab_t *tab, const kiln_wmap_t *mp, int check_sizes,
+                                char *errstr, size_t errstr_size) {
+    uint64_t hlen = 0;
+    if (mp->size < 8) {
+        snprintf(errstr, errstr_size, "could not load \"%s\": file is too short for a "
+                 "safetensors header", tab->path);
+        return -1;
+    }
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | mp->p[i];
+    if (hlen < 2 || hlen > mp->size - 8 || hlen > (64u << 20)) {
+        snprintf(errstr, errstr_size, "could not load \"%s\": safetensors header length %llu "
+                 "does not fit the file (%zu bytes)", tab->path, (unsigned long long)hlen,
+                 mp->size);
+        return -1;
+    }
+    json_error_t je;
+    json_t *h = json_loadb((const char *)mp->p + 8, (size_t)hlen, 0, &je);
+    if (!json_is_object(h)) {
+        snprintf(errstr, errstr_size, "could not load \"%s\": safetensors header is not a JSON "
+                 "object (%s)", tab->path, je.text);
+        json_decref(h);
+        return -1;
+    }
+    const uint8_t *data = mp->p + 8 + hlen;
+    const size_t data_size = mp->size - 8 - (size_t)hlen;
+    const char *name;
+    json_t *t;
+    int rc = 0;
+    json_object_foreach(h, name, t) {
+        if (!strcmp(name, "__metadata__"))
+            continue;
+        const char *dt = json_string_value(json_object_get(t, "dtype"));
+        json_t *shape = json_object_get(t, "shape"), *offs = json_object_get(t, "data_offsets");
+        if (!dt || !json_is_array(shape) || json_array_size(shape) > 4 ||
+            !json_is_array(offs) || json_array_size(offs) != 2) {
+            snprintf(errstr, errstr_size, "could not load \"%s\": tensor \"%s\" has an invalid "
+                     "header entry", tab->path, name);
+            rc = -1;
+            break;
+        }
+        kiln_dtype_t kdt = !strcmp(dt, "F32")    ? KILN_DT_F32
+                           : !strcmp(dt, "F16")  ? KILN_DT_F16
+                           : !strcmp(dt, "BF16") ? KILN_DT_BF16
+                           : !strcmp(dt, "I32")  ? KILN_DT_I32
+                           : !strcmp(dt, "I8")   ? KILN_DT_I8
+                                                 : KILN_DT_OTHER;
+        int64_t sh[4] = {0};
+        int rank = (int)json_array_size(shape);
+        size_t n = 1;
+        for (int d = 0; d < rank; d++) {
+            json_int_t v = json_integer_value(json_array_get(shape, d));
+            sh[d] = v;
+            if (v < 0 || v > (1 << 24)) {
+                snprintf(errstr, errstr_size, "could not load \"%s\": tensor \"%s\" has an "
+                         "invalid shape", tab->path, name);
+                rc = -1;
+                break;
+            }
+            n *= (size_t)v;
+        }
+        if (rc)
+            break;
+        json_int_t b = json_integer_value(json_array_get(offs, 0));
+        json_int_t e = json_integer_value(json_array_get(offs, 1));
+        if (b < 0 || e < b || (uint64_t)e > data_size) {
+            snprintf(errstr, errstr_size, "could not load \"%s\": file is truncated in tensor "
+                     "\"%s\" (data ends at %lld, the file holds %zu)", tab->path, name,
+                     (long long)e, data_size);
+            rc = -1;
+            break;
+        }
+        size_t es = kiln_dtype_size_(kdt);
+        if (check_sizes && es && (size_t)(e - b) != n * es) {
+            snprintf(errstr, errstr_size, "could not load \"%s\": tensor \"%s\" holds %lld "
+                     "bytes, its shape and dtype need %zu", tab->path, name, (long long)(e - b),
+                     n * es);
+            rc = -1;
+            break;
+        }
+        if (kiln_wtab_add(tab, name, strlen(name), kdt, rank, sh, data + b, (size_t)(e - b))) {
+            snprintf(errstr, errstr_size, "out of memory");
+            rc = -1;
+            break;
+        }
+    }
+    json_decref(h);
+    return rc;
 }
 
 int kiln_wtab_copy(const kiln_wtab_t *tab, const char *name, int rank, const int64_t *shape,

@@ -155,6 +155,11 @@ typedef struct kiln_wmap_s {
 } kiln_wmap_t;
 int kiln_wmap_open(kiln_wmap_t *mp, const char *path, char *errstr, size_t errstr_size);
 void kiln_wmap_close(kiln_wmap_t *mp);
+/* Indexes a mapped safetensors file into \p tab (names, dtypes, shapes, data
+ * in bounds; with \p check_sizes, each tensor's byte size must also match its
+ * shape and dtype). Errors name the file and the tensor. */
+int kiln_wtab_index_safetensors(kiln_wtab_t *tab, const kiln_wmap_t *mp, int check_sizes,
+                                char *errstr, size_t errstr_size);
 
 float kiln_half_to_float(uint16_t h);
 
