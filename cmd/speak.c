@@ -4,7 +4,8 @@
  *
  *   kiln speak [--voice PATH] [--format wav|flac|ogg|opus|mp3] [--rate HZ]
  *              [--noise-scale X] [--length-scale X] [--noise-w X] [--seed N]
- *              [--sentence-silence S] [--threads N] [--timings FILE]
+ *              [--sentence-silence S] [--threads N] [--backend B]
+ *              [--precision P] [--timings FILE]
  *              [--vtt FILE] [--text-file F] -o OUT [TEXT...]
  *
  * The text is the arguments joined by spaces, or the file of --text-file
@@ -52,6 +53,10 @@ static void kiln_speak_usage_(FILE *fp) {
             "  --sentence-silence S   seconds of silence after each sentence (0)\n"
             "  --no-normalize         keep the model's level (Piper peak-normalises)\n"
             "  --threads N            CPU threads (default: all cores)\n"
+            "  --backend B            where the flow and decoder run: cpu (default), cuda (a\n"
+            "                         `make CUDA=1` build on a GPU), auto, or ref (the device\n"
+            "                         code path on the host, for tests)\n"
+            "  --precision P          cuda matrix inputs: fp32 (default), tf32, fp16, bf16\n"
             "  --timings FILE         word and sentence timings as JSON (\"-\": stdout)\n"
             "  --vtt FILE             sentence cues as WebVTT\n"
             "  --repeat N             synthesise N times and print the time of each run\n"
@@ -144,9 +149,10 @@ int kiln_cmd_speak(int argc, char **argv) {
         {"no-normalize", no_argument, 0, 'N'},     {"threads", required_argument, 0, 't'},
         {"timings", required_argument, 0, 'J'},    {"vtt", required_argument, 0, 'V'},
         {"repeat", required_argument, 0, 'R'},     {"help", no_argument, 0, 'h'},
+        {"backend", required_argument, 0, 'K'},    {"precision", required_argument, 0, 'P'},
         {0, 0, 0, 0}};
     const char *out = NULL, *voice = KILN_SPEAK_DEFAULT_VOICE, *fmt = NULL, *text_file = NULL;
-    const char *timings = NULL, *vtt = NULL;
+    const char *timings = NULL, *vtt = NULL, *backend = NULL, *precision = NULL;
     int rate = 0, threads = 0, repeat = 0;
     kiln_voice_params_t p = kiln_voice_default_params();
     int c;
@@ -168,6 +174,8 @@ int kiln_cmd_speak(int argc, char **argv) {
         case 'J': timings = optarg; break;
         case 'V': vtt = optarg; break;
         case 'R': repeat = atoi(optarg); break;
+        case 'K': backend = optarg; break;
+        case 'P': precision = optarg; break;
         case 'h': kiln_speak_usage_(stdout); return 0;
         default: kiln_speak_usage_(stderr); return 2;
         }
@@ -213,7 +221,7 @@ int kiln_cmd_speak(int argc, char **argv) {
     kiln_voice_audio_t a = {0};
     float *res = NULL;
     kiln_voice_t *v = kiln_voice_load(voice, err, sizeof(err));
-    if (!v) {
+    if (!v || kiln_voice_set_backend(v, backend, precision, err, sizeof(err))) {
         fprintf(stderr, "kiln speak: %s\n", err);
         goto done;
     }

@@ -12,7 +12,9 @@
  * a model end to end on the reference ops).
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,11 +26,14 @@ static void kiln_cpu_free_(void *p) { free(p); }
 static void kiln_cpu_copy_(void *dst, const void *src, size_t n) { memcpy(dst, src, n); }
 static void kiln_cpu_sync_(void) {}
 
-/* data movement: the same functions in both CPU tables (kernels/cpu/copy.c) */
+/* data movement and the ragged-batch ops: the same functions in both CPU
+ * tables (kernels/cpu/copy.c, kernels/cpu/ragged.c) */
 #define KILN_CPU_COPY_OPS_                                                                \
     .embed = kiln_embed_cpu, .kv_append = kiln_kv_append_cpu,                            \
     .gather_rows = kiln_gather_rows_cpu, .add_rowbias = kiln_add_rowbias_cpu,            \
-    .copy2d = kiln_copy2d_cpu, .transpose = kiln_transpose_cpu
+    .copy2d = kiln_copy2d_cpu, .transpose = kiln_transpose_cpu, .im2col = kiln_im2col_cpu, \
+    .col2im = kiln_col2im_cpu, .act = kiln_act_cpu, .gate = kiln_gate_cpu,                \
+    .axpby = kiln_axpby_cpu
 
 static const kiln_kernels_t kiln_kernels_cpu_ = {
     .name = "cpu",
@@ -84,6 +89,18 @@ static const kiln_kernels_t *kiln_kernels_tab_[KILN_BACKEND__COUNT] = {
 
 static atomic_int kiln_kernels_err_;
 
+static pthread_mutex_t kiln_kernels_dev_mu_ = PTHREAD_MUTEX_INITIALIZER;
+
+void kiln_kernels_lock(const kiln_kernels_t *kk) {
+    if (!kk->host_memory)
+        pthread_mutex_lock(&kiln_kernels_dev_mu_);
+}
+
+void kiln_kernels_unlock(const kiln_kernels_t *kk) {
+    if (!kk->host_memory)
+        pthread_mutex_unlock(&kiln_kernels_dev_mu_);
+}
+
 const kiln_kernels_t *kiln_kernels_get(kiln_backend_t be) {
     if ((int)be < 0 || be >= KILN_BACKEND__COUNT)
         return NULL;
@@ -127,6 +144,38 @@ int kiln_backend_parse(const char *name, kiln_backend_t *be) {
     return -1;
 }
 
+int kiln_kernels_pick(const char *backend, const char *precision, const kiln_kernels_t **kkp,
+                      kiln_backend_t *be, char *errstr, size_t errstr_size) {
+    if (backend && !strcmp(backend, "auto")) /* the GPU when there is one */
+        backend = kiln_kernels_get(KILN_BACKEND_CUDA) ? "cuda" : "cpu";
+    if (!backend)
+        backend = "cpu";
+    if (kiln_backend_parse(backend, be)) {
+        snprintf(errstr, errstr_size, "invalid backend \"%s\": use cpu, cuda or auto", backend);
+        return -1;
+    }
+    const kiln_kernels_t *kk = kiln_kernels_get(*be);
+    if (!kk) {
+        snprintf(errstr, errstr_size, "could not use backend \"%s\": %s", backend,
+                 kiln_kernels_why(*be));
+        return -2;
+    }
+    /* the precision of the matrix products: a CPU table has fp32 only and ignores it */
+    if (precision && *precision && strcmp(precision, "fp32") && strcmp(precision, "tf32") &&
+        strcmp(precision, "fp16") && strcmp(precision, "bf16")) {
+        snprintf(errstr, errstr_size, "invalid precision \"%s\": use fp32, tf32, fp16 or bf16",
+                 precision);
+        return -1;
+    }
+    if (precision && *precision && kk->set_precision && kk->set_precision(precision)) {
+        snprintf(errstr, errstr_size, "invalid precision \"%s\" for backend \"%s\"", precision,
+                 backend);
+        return -1;
+    }
+    *kkp = kk;
+    return 0;
+}
+
 int kiln_kernels_take_error(void) { return atomic_exchange(&kiln_kernels_err_, 0); }
 
 void kiln_kernels_set_error_(void) { atomic_store(&kiln_kernels_err_, 1); }
@@ -153,6 +202,11 @@ int kiln_kernel_supported(kiln_backend_t be, kiln_op_t op) {
     case KILN_OP_ADD_ROWBIAS: return kk->add_rowbias != NULL;
     case KILN_OP_COPY2D: return kk->copy2d != NULL;
     case KILN_OP_TRANSPOSE: return kk->transpose != NULL;
+    case KILN_OP_IM2COL: return kk->im2col != NULL;
+    case KILN_OP_COL2IM: return kk->col2im != NULL;
+    case KILN_OP_ACT: return kk->act != NULL;
+    case KILN_OP_GATE: return kk->gate != NULL;
+    case KILN_OP_AXPBY: return kk->axpby != NULL;
     default: return 0;
     }
 }

@@ -42,6 +42,22 @@ check "blank text fails (1)" [ $? -eq 1 ]
 check "unknown voice fails (1)" [ $? -eq 1 ]
 "$KILN" speak --format aiff -o "$T/d.aiff" "hi" 2>/dev/null
 check "unknown format is a usage error (2)" [ $? -eq 2 ]
+# the device code path (flow + decoder as ragged-batch table ops) on the host
+"$KILN" speak --voice "$voice" --backend ref -o "$T/ref.wav" "$text" 2>> "$T/a.log"
+check "--backend ref writes the cpu engine's audio (within 2 LSB of 16 bits)" python3 -c "
+import wave, array
+def pcm(f):
+    w = wave.open(f); return array.array('h', w.readframes(w.getnframes()))
+a, b = pcm('$T/a.wav'), pcm('$T/ref.wav')
+assert len(a) == len(b) and len(a) > 10000, (len(a), len(b))
+d = max(abs(x - y) for x, y in zip(a, b))
+assert d <= 2, d"
+"$KILN" speak --voice "$voice" --backend tpu -o "$T/d.wav" "hi" 2> "$T/tpu.err"
+rc=$?
+check "--backend tpu fails (1) and says why" bash -c "[ $rc -eq 1 ] && grep -q 'invalid backend \"tpu\"' '$T/tpu.err'"
+if ! "$KILN" speak --voice "$voice" --backend cuda -o "$T/d.wav" "hi" 2> "$T/cuda.err"; then
+  check "--backend cuda without a GPU says why" grep -q 'could not use backend "cuda"' "$T/cuda.err"
+fi
 if [ -d "$KILN_SRC/var/models/whisper-tiny.en" ]; then
   got=$("$KILN" transcribe --greedy --model "$KILN_SRC/var/models/whisper-tiny.en" "$T/a.wav" 2>/dev/null | tr 'A-Z' 'a-z' | tr -cd 'a-z ')
   check "whisper hears it back" eq "$got" "the quick brown fox jumps over the lazy dog hello world"

@@ -5,6 +5,9 @@
 # rate). Checks the speech rows against the stored audio (decoded with
 # soxi), the timings JSON and WebVTT, batching, the DLQ messages and their
 # reasons, the dead rows, and the analyst view under row-level security.
+# The speak worker runs with speak.backend=ref: the device code path (flow
+# and decoder as one ragged batch of table ops, models/voice/vits_dev.c) on
+# the host, so the path a GPU worker takes is covered end to end here.
 . "$(dirname "$0")/lib.sh"
 VOICES=$KILN_SRC/var/models/voices
 if [ ! -f "$VOICES/en_US-joe-medium/config.json" ]; then
@@ -12,7 +15,10 @@ if [ ! -f "$VOICES/en_US-joe-medium/config.json" ]; then
 fi
 CONSUME=$KILN_BUILD/tools/rawconsume
 check "stack up: 1 transcribe + 1 speak worker" stack_up --workers 1 --speak-workers 1 \
-    --set speak.voices_dir="$VOICES" --set speak.max_chars=200 --set worker.max_queue_delay_us=1500000
+    --set speak.voices_dir="$VOICES" --set speak.max_chars=200 --set worker.max_queue_delay_us=1500000 \
+    --set speak.backend=ref
+check "the speak worker runs its voice on backend ref" wait_until 10 bash -c \
+    "grep -q 'backend ref' \"$KILN_STACK_DIR\"/log/*s1*.log"
 check "the speak worker serves speak" eq "$(q "SELECT engine || ':' || array_to_string(modalities, ',') FROM workers WHERE id = 's1'")" "piper:speak"
 check "the scheduler gives the speak topic to s1 only" wait_until 10 bash -c \
     "[ \"\$(psql '$(pgconn)' -X -At -c \"SELECT string_agg(DISTINCT coalesce(worker, '-'), ',') FROM assignments WHERE topic = 'kiln.speak.jobs'\")\" = s1 ]"

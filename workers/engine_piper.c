@@ -46,6 +46,7 @@ typedef struct {
 typedef struct {
     char voices_dir[PATH_MAX];
     char default_voice[65];
+    char backend[16], precision[16]; /* speak.backend, speak.precision */
     long long max_ids;
     kiln_voice_params_t params;
     kiln_piper_voice_t voices[KILN_PIPER_MAX_VOICES];
@@ -105,10 +106,17 @@ static int kiln_piper_voice(kiln_piper_t *pp, const char *name, kiln_err_t *err,
         snprintf(errstr, errstr_size, "could not load voice \"%s\": %s", name, e2);
         return -1;
     }
+    if (kiln_voice_set_backend(v, pp->backend, pp->precision, e2, sizeof(e2)) != KILN_OK) {
+        kiln_voice_destroy(v);
+        *err = KILN_ERR_MODEL;
+        snprintf(errstr, errstr_size, "could not load voice \"%s\": %s", name, e2);
+        return -1;
+    }
     kiln_piper_voice_t *pv = &pp->voices[pp->n_voices];
     snprintf(pv->name, sizeof(pv->name), "%s", name);
     pv->v = v;
-    KILN_LOG_INFO("voice %s loaded from %s (%d Hz)", name, path, kiln_voice_sample_rate(v));
+    KILN_LOG_INFO("voice %s loaded from %s (%d Hz, backend %s)", name, path,
+                  kiln_voice_sample_rate(v), kiln_voice_backend(v));
     return pp->n_voices++;
 }
 
@@ -133,6 +141,9 @@ static void *kiln_piper_load(const kiln_conf_t *conf, char *errstr, size_t errst
     pp->max_ids = kiln_conf_get_int(conf, "speak.batch_max_ids");
     pp->params = kiln_voice_default_params();
     pp->params.sentence_silence = (float)kiln_conf_get_int(conf, "speak.sentence_silence_ms") / 1000.0f;
+    pp->params.device_batch_samples = (size_t)kiln_conf_get_int(conf, "speak.device_batch_samples");
+    snprintf(pp->backend, sizeof(pp->backend), "%s", kiln_conf_get(conf, "speak.backend"));
+    snprintf(pp->precision, sizeof(pp->precision), "%s", kiln_conf_get(conf, "speak.precision"));
     kiln_err_t err;
     char e2[384];
     if (kiln_piper_voice(pp, pp->default_voice, &err, e2, sizeof(e2)) < 0) {

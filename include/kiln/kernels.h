@@ -67,8 +67,19 @@ typedef enum kiln_op_e {
     KILN_OP_ADD_ROWBIAS,
     KILN_OP_COPY2D,
     KILN_OP_TRANSPOSE,
+    KILN_OP_IM2COL,
+    KILN_OP_COL2IM,
+    KILN_OP_ACT,
+    KILN_OP_GATE,
+    KILN_OP_AXPBY,
     KILN_OP__COUNT
 } kiln_op_t;
+
+/* activations of the act op */
+typedef enum kiln_act_e {
+    KILN_ACT_LEAKY = 0, /* x < 0 ? param * x : x (leaky ReLU of slope param) */
+    KILN_ACT_TANH = 1   /* tanh(x) (param unused) */
+} kiln_act_t;
 
 /*
  * The function table of one backend. Argument order is the same for every
@@ -107,6 +118,16 @@ typedef struct kiln_kernels_s {
     void (*add_rowbias)(float *x, const float *bias, int N, int T);
     void (*copy2d)(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
     void (*transpose)(float *out, const float *inp, int R, int C);
+    /* ragged batches of sequences (a speech decoder's convolutions, built
+     * as im2col + matmul; kernels/cpu/ragged.c); the offset arrays are the
+     * backend's memory */
+    void (*im2col)(float *out, const float *inp, const int *off, int B, int r0, int nr, int C,
+                   int K, int dil, float slope);
+    void (*col2im)(float *out, const float *y, const float *bias, const int *in_off,
+                   const int *out_off, int B, int n_out, int OC, int K, int stride, int pad);
+    void (*act)(float *out, const float *inp, size_t n, int kind, float param);
+    void (*gate)(float *out, const float *inp, int N, int C);
+    void (*axpby)(float *out, float a, const float *x, float b, const float *y, size_t n);
     /* memory of the backend (device memory for CUDA; malloc for the CPU) */
     void *(*alloc)(size_t bytes);            /* NULL when out of memory */
     void (*free)(void *p);                   /* NULL is fine */
@@ -241,6 +262,52 @@ void kiln_copy2d_cpu(float *dst, size_t ldd, const float *src, size_t lds, int r
 /** out[c, r] = inp[r, c]: inp [R, C] -> out [C, R]. out must not alias inp. */
 void kiln_transpose_cpu(float *out, const float *inp, int R, int C);
 
+/*
+ * Ragged batches (kernels/cpu/ragged.c): B sequences of different lengths
+ * stored back to back, time-major, sequence b in rows [off[b], off[b+1])
+ * of one [off[B], C] buffer, with no padding between them. A convolution
+ * reads zeros past either end of its own sequence, so each sequence's
+ * result is what it would be alone (the batch needs no mask, and its
+ * output does not depend on what else is in it).
+ */
+
+/**
+ * The im2col matrix of rows r0 .. r0+nr-1 of a dilated "same" convolution
+ * (padding dil * (K - 1) / 2 each side) with a leaky ReLU of \p slope on its
+ * input (1: identity): for row r of sequence b and tap k,
+ *   out[(r - r0), k * C + c] = act(inp[r + k * dil - pad, c])
+ * when r + k * dil - pad is inside [off[b], off[b+1]), else 0.
+ * out is [nr, K * C]; with weight [OC, K, C] (k-major) matmul(out, weight)
+ * is the convolution. off has B + 1 entries.
+ */
+void kiln_im2col_cpu(float *out, const float *inp, const int *off, int B, int r0, int nr, int C,
+                     int K, int dil, float slope);
+
+/**
+ * The scatter half of a transposed convolution (stride \p stride, padding
+ * \p pad), written as a gather: y is [in_off[B], K * OC], the product of
+ * the input rows with the weight re-laid [K * OC, C]; for output row o of
+ * sequence b (local time u = o - out_off[b]),
+ *   out[o, oc] = bias[oc] + sum y[in_off[b] + t, k * OC + oc]
+ * over the taps k with u + pad - k = t * stride, 0 <= t < T_b (the
+ * sequence's input length). out is [n_out, OC], n_out = out_off[B]; bias
+ * is optional. Sums in increasing k.
+ */
+void kiln_col2im_cpu(float *out, const float *y, const float *bias, const int *in_off,
+                     const int *out_off, int B, int n_out, int OC, int K, int stride, int pad);
+
+/** out[i] = act(inp[i]) (kiln_act_t \p kind with \p param) for n values; in place is fine. */
+void kiln_act_cpu(float *out, const float *inp, size_t n, int kind, float param);
+
+/**
+ * WaveNet's gated unit: out[n, c] = tanh(inp[n, c]) * sigmoid(inp[n, C + c])
+ * for inp [N, 2C], out [N, C]. out must not alias inp.
+ */
+void kiln_gate_cpu(float *out, const float *inp, int N, int C);
+
+/** out[i] = a * x[i] + b * y[i] for n values; out may alias x or y. */
+void kiln_axpby_cpu(float *out, float a, const float *x, float b, const float *y, size_t n);
+
 /**
  * Packs weight[OC, C] (a dense layer's PyTorch layout) into panels of 16
  * output rows: dst[p, c, i] = weight[16p + i, c] (0 past OC), so that one
@@ -346,6 +413,25 @@ void kiln_kernels_unavailable(kiln_backend_t be, const char *why);
  * ("this kiln was built without CUDA ...", "no CUDA device is visible ...").
  */
 const char *kiln_kernels_why(kiln_backend_t be);
+
+/**
+ * Calls on a device table (host_memory 0) one at a time, process-wide: the
+ * CUDA backend has one stream and one cuBLAS handle. A model takes the lock
+ * around a whole pass; for a host-memory table both are no-ops.
+ */
+void kiln_kernels_lock(const kiln_kernels_t *kk);
+void kiln_kernels_unlock(const kiln_kernels_t *kk);
+
+/**
+ * What a model's set_backend() does first: resolves \p backend ("cpu",
+ * "cuda", "ref", "auto" = cuda when registered, else cpu; NULL = cpu),
+ * checks that it is available, and sets the matmul \p precision (NULL or
+ * "": leave it; fp32/tf32/fp16/bf16; ignored by the CPU tables).
+ * @returns 0 with *kk and *be set; -1 (bad name or precision) or -2
+ *          (backend unavailable) with a message in \p errstr.
+ */
+int kiln_kernels_pick(const char *backend, const char *precision, const kiln_kernels_t **kk,
+                      kiln_backend_t *be, char *errstr, size_t errstr_size);
 
 /** Parses "cpu" / "cuda" / "ref" into *be. @returns 0, or -1 for another name. */
 int kiln_backend_parse(const char *name, kiln_backend_t *be);

@@ -52,6 +52,10 @@ typedef struct kiln_voice_params_s {
     uint64_t seed;       /* noise generator seed (same seed, same audio) */
     int normalize;       /* 1: scale each sentence to peak 1 as Piper does (default) */
     float sentence_silence; /* seconds of silence after each sentence (0) */
+    /* device backend only (kiln_voice_set_backend()): output samples per
+     * sub-batch of the flow and decoder, which bounds device memory to
+     * about 200 bytes per sample (0: 4194304, 190 s of audio at 22050 Hz) */
+    size_t device_batch_samples;
 } kiln_voice_params_t;
 
 /** @returns the defaults: the voice's scales, speaker 0, seed 1, normalize on. */
@@ -68,6 +72,25 @@ kiln_voice_t *kiln_voice_load(const char *path, char *errstr, size_t errstr_size
 
 /** Frees a voice; NULL does nothing. */
 void kiln_voice_destroy(kiln_voice_t *v);
+
+/**
+ * Chooses where the flow and the HiFi-GAN decoder run (most of the work):
+ * "cpu" (the default: the threaded CPU engine), "cuda", "auto" (cuda when
+ * a GPU is visible, else cpu) or "ref" (the device code path on the host,
+ * over the reference ops: for tests). A device backend gets a copy of those
+ * weights (fp32, uploaded once, here); its batches run as one ragged batch
+ * through im2col + matmul (models/voice/vits_dev.c); the text encoder and
+ * duration predictor stay on the CPU. \p precision: the backend's matmul
+ * mode (fp32, tf32, fp16, bf16; NULL: leave it), process-wide. Call it
+ * before synthesis, not while another thread synthesises with \p v.
+ * @returns KILN_OK, KILN_ERR__INVALID_ARG (bad name), KILN_ERR__UNSUPPORTED
+ *          (backend not available), KILN_ERR__NOMEM.
+ */
+kiln_err_t kiln_voice_set_backend(kiln_voice_t *v, const char *backend, const char *precision,
+                                  char *errstr, size_t errstr_size);
+
+/** @returns the backend the flow and decoder of \p v run on ("cpu", "cuda", "ref"). */
+const char *kiln_voice_backend(const kiln_voice_t *v);
 
 /** @returns the output sample rate (Hz). */
 int kiln_voice_sample_rate(const kiln_voice_t *v);

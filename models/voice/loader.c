@@ -497,6 +497,7 @@ kiln_voice_t *kiln_voice_load(const char *path, char *errstr, size_t errstr_size
 void kiln_voice_destroy(kiln_voice_t *v) {
     if (!v)
         return;
+    kiln_vdev_free_(v->dev);
     for (int i = 0; i < v->n_bufs; i++)
         free(v->bufs[i]);
     free(v->bufs);

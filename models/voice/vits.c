@@ -17,9 +17,11 @@
  *                  the multi-receptive-field resblocks) per stage, conv_post, tanh
  *
  * Shapes are time-major: T ids, F frames, C channels. A batch of B
- * sequences is B passes with no padding at all (the CPU reference; the
- * padded, masked batch is the GPU path's business), one per pool thread at
- * a time (kiln_vbatch_task_()).
+ * sequences is B passes with no padding at all, one per pool thread at a
+ * time (kiln_vbatch_task_()). On a device backend (kiln_voice_set_backend())
+ * the encoder, durations and expansion still run here, per sequence, and
+ * the flow and decoder of the whole batch run as one ragged batch in
+ * models/voice/vits_dev.c. Text in, joined audio out: models/voice/speak.c.
  */
 #include <math.h>
 #include <pthread.h>
@@ -386,10 +388,15 @@ int kiln_voice_durations_(kiln_voice_t *v, const int *ids, int T, float noise_w,
     return rc;
 }
 
-/* One sequence: ids -> out (raw model output and durations). */
+/*
+ * One sequence: ids -> out (raw model output and durations). With \p zp
+ * (the device path) it stops after the expansion: *zp gets z [F, inter]
+ * and out->pcm the (unwritten) room for F * hop samples, for
+ * kiln_vdev_flow_decode_() to fill.
+ */
 static kiln_err_t kiln_vsynth_one_(kiln_voice_t *v, const int *ids, int T, float noise_scale,
                                    float length_scale, float noise_w, kiln_vrng_t *rng,
-                                   kiln_voice_audio_t *out) {
+                                   kiln_voice_audio_t *out, float **zp) {
     const kiln_vhparams_t *hp = &v->hp;
     int C = hp->hidden, IC = hp->inter, hop = kiln_voice_hop_length(v);
     kiln_err_t err = KILN_ERR__NOMEM;
@@ -425,8 +432,12 @@ static kiln_err_t kiln_vsynth_one_(kiln_voice_t *v, const int *ids, int T, float
     }
     if (f == 0) /* every duration 0: one silent frame, as the export's clamp */
         memset(z, 0, (size_t)IC * sizeof(float));
-    if (kiln_vflow_reverse_(v, z, (int)F) || kiln_vdecode_(v, z, (int)F, pcm))
+    if (zp) {
+        *zp = z;
+        z = NULL;
+    } else if (kiln_vflow_reverse_(v, z, (int)F) || kiln_vdecode_(v, z, (int)F, pcm)) {
         goto fail; /* the ops' scratch failures: kiln_kernels_take_error() after the batch */
+    }
     free(x);
     free(stats);
     free(z);
@@ -459,6 +470,8 @@ typedef struct kiln_vbatch_s {
     float ns, ls, nw;
     uint64_t seed;
     kiln_voice_audio_t *out;
+    int B;
+    float **z;           /* device path: each sequence's z, for kiln_vdev_flow_decode_() */
     int *order;          /* sequences by decreasing length */
     _Atomic int err;     /* first failure, KILN_OK if none */
 } kiln_vbatch_t;
@@ -479,7 +492,7 @@ static void kiln_vbatch_task_(void *ctx, int task, int thread) {
         return;
     kiln_vrng_seed_(&rng, j->seed + (uint64_t)b * 0x9e3779b9ull);
     kiln_err_t err = kiln_vsynth_one_(j->v, j->ids[b], j->n_ids[b], j->ns, j->ls, j->nw, &rng,
-                                      &j->out[b]);
+                                      &j->out[b], j->z ? &j->z[b] : NULL);
     if (err) {
         int ok = KILN_OK;
         atomic_compare_exchange_strong(&j->err, &ok, (int)err);
@@ -514,6 +527,35 @@ static void kiln_vdirect_prepare_(kiln_voice_t *v) {
     pthread_mutex_unlock(&mu);
 }
 
+/*
+ * The device half of a batch (v->dev): every sequence's z, in order of
+ * decreasing length (so a sub-batch holds sequences of similar length),
+ * through kiln_vdev_flow_decode_() into out[b].pcm.
+ */
+static kiln_err_t kiln_vdev_synth_(kiln_voice_t *v, const kiln_vbatch_t *j, size_t max_samples) {
+    int B = j->B;
+    float **z = malloc((size_t)B * sizeof(float *)), **pcm = malloc((size_t)B * sizeof(float *));
+    int *F = malloc((size_t)B * sizeof(int));
+    kiln_err_t err = KILN_OK;
+    if (!z || !pcm || !F) {
+        err = KILN_ERR__NOMEM;
+    } else {
+        int hop = kiln_voice_hop_length(v);
+        for (int i = 0; i < B; i++) {
+            int b = j->order[i];
+            z[i] = j->z[b];
+            pcm[i] = j->out[b].pcm;
+            F[i] = (int)(j->out[b].n_samples / (size_t)hop);
+        }
+        if (kiln_vdev_flow_decode_(v, z, F, B, max_samples ? max_samples : (size_t)1 << 22, pcm))
+            err = KILN_ERR__NOMEM;
+    }
+    free(z);
+    free(pcm);
+    free(F);
+    return err;
+}
+
 kiln_err_t kiln_voice_synth_ids(kiln_voice_t *v, const int *const *ids, const int *n_ids, int B,
                                 const kiln_voice_params_t *p, kiln_voice_audio_t *out,
                                 char *errstr, size_t errstr_size) {
@@ -535,7 +577,7 @@ kiln_err_t kiln_voice_synth_ids(kiln_voice_t *v, const int *const *ids, const in
                 return KILN_ERR__INVALID_ARG;
             }
     }
-    kiln_vbatch_t job = {.v = v, .ids = ids, .n_ids = n_ids, .ns = ns, .ls = ls, .nw = nw,
+    kiln_vbatch_t job = {.v = v, .ids = ids, .n_ids = n_ids, .B = B, .ns = ns, .ls = ls, .nw = nw,
                          .seed = p->seed, .out = out, .order = malloc((size_t)B * sizeof(int)),
                          .err = KILN_OK};
     if (!job.order) {
@@ -550,14 +592,23 @@ kiln_err_t kiln_voice_synth_ids(kiln_voice_t *v, const int *const *ids, const in
     qsort_r(job.order, (size_t)B, sizeof(int), kiln_vbatch_cmp_, (void *)n_ids);
     kiln_vdirect_prepare_(v);
     kiln_kernels_take_error();
-    if (B > 1 && kiln_kernels_threads() > 1)
+    if (v->dev && !(job.z = calloc((size_t)B, sizeof(float *))))
+        job.err = KILN_ERR__NOMEM;
+    if (job.err)
+        ;
+    else if (B > 1 && kiln_kernels_threads() > 1)
         kiln_parallel_for(B, kiln_vbatch_task_, &job);
     else
         for (int b = 0; b < B; b++)
             kiln_vbatch_task_(&job, b, 0);
     kiln_err_t err = job.err;
+    if (!err && job.z)
+        err = kiln_vdev_synth_(v, &job, p->device_batch_samples);
     if (!err && kiln_kernels_take_error())
         err = KILN_ERR__NOMEM;
+    for (int b = 0; job.z && b < B; b++)
+        free(job.z[b]);
+    free(job.z);
     free(job.order);
     if (err) {
         for (int b = 0; b < B; b++)
@@ -575,85 +626,4 @@ void kiln_voice_audio_clear(kiln_voice_audio_t *a) {
     free(a->durations);
     free(a->sent_start);
     memset(a, 0, sizeof(*a));
-}
-
-kiln_err_t kiln_voice_speak_text(kiln_voice_t *v, const kiln_voice_text_t *tx,
-                                 const kiln_voice_params_t *p, kiln_voice_audio_t *out,
-                                 char *errstr, size_t errstr_size) {
-    kiln_voice_params_t dp = kiln_voice_default_params();
-    kiln_err_t err;
-    if (!p)
-        p = &dp;
-    memset(out, 0, sizeof(*out));
-    int B = tx->n;
-    const int **ids = malloc((size_t)B * sizeof(*ids));
-    int *n = malloc((size_t)B * sizeof(*n));
-    kiln_voice_audio_t *a = calloc((size_t)B, sizeof(*a));
-    err = KILN_ERR__NOMEM;
-    if (!ids || !n || !a)
-        goto out;
-    for (int b = 0; b < B; b++) {
-        ids[b] = tx->s[b].ids;
-        n[b] = tx->s[b].n_ids;
-    }
-    err = kiln_voice_synth_ids(v, ids, n, B, p, a, errstr, errstr_size);
-    if (err)
-        goto out;
-    size_t sil = p->sentence_silence > 0 ? (size_t)(p->sentence_silence * v->sample_rate) : 0;
-    size_t total = 0;
-    int total_ids = 0;
-    for (int b = 0; b < B; b++) {
-        total += a[b].n_samples + sil;
-        total_ids += a[b].n_ids;
-    }
-    err = KILN_ERR__NOMEM;
-    out->pcm = calloc(total ? total : 1, sizeof(float));
-    out->durations = malloc((size_t)total_ids * sizeof(int));
-    out->sent_start = malloc((size_t)(B + 1) * sizeof(size_t));
-    if (!out->pcm || !out->durations || !out->sent_start) {
-        kiln_voice_audio_clear(out);
-        goto out;
-    }
-    size_t off = 0;
-    int k = 0;
-    for (int b = 0; b < B; b++) {
-        float peak = 0.0f, gain = 1.0f;
-        for (size_t i = 0; i < a[b].n_samples; i++)
-            peak = fabsf(a[b].pcm[i]) > peak ? fabsf(a[b].pcm[i]) : peak;
-        if (p->normalize)
-            gain = peak < 1e-8f ? 0.0f : 1.0f / peak;
-        out->sent_start[b] = off;
-        for (size_t i = 0; i < a[b].n_samples; i++) {
-            float s = a[b].pcm[i] * gain;
-            out->pcm[off + i] = s > 1.0f ? 1.0f : s < -1.0f ? -1.0f : s;
-        }
-        off += a[b].n_samples + sil;
-        memcpy(out->durations + k, a[b].durations, (size_t)a[b].n_ids * sizeof(int));
-        k += a[b].n_ids;
-    }
-    out->sent_start[B] = off;
-    out->n_samples = total;
-    out->n_ids = total_ids;
-    out->n_sent = B;
-    err = KILN_OK;
-out:
-    if (a)
-        for (int b = 0; b < B; b++)
-            kiln_voice_audio_clear(&a[b]);
-    free(a);
-    free(ids);
-    free(n);
-    return err;
-}
-
-kiln_err_t kiln_voice_speak(kiln_voice_t *v, const char *text, const kiln_voice_params_t *p,
-                            kiln_voice_audio_t *out, char *errstr, size_t errstr_size) {
-    kiln_voice_text_t tx;
-    memset(out, 0, sizeof(*out));
-    kiln_err_t err = kiln_voice_phonemize(v, text, &tx, errstr, errstr_size);
-    if (err)
-        return err;
-    err = kiln_voice_speak_text(v, &tx, p, out, errstr, errstr_size);
-    kiln_voice_text_clear(&tx);
-    return err;
 }

@@ -102,6 +102,8 @@ struct kiln_voice_s {
     kiln_vconv_t ups[KILN_VOICE_MAX_UPS]; /* w re-laid [k * oc, ic] */
     kiln_vconv_t res[KILN_VOICE_MAX_UPS * KILN_VOICE_MAX_RES][KILN_VOICE_MAX_DIL];
     _Atomic int direct_ready; /* res[][].wt laid out (kiln_vdirect_prepare_()) */
+    /* the flow and decoder on a device backend (vits_dev.c); NULL: the CPU */
+    struct kiln_vdev_s *dev;
     /* every buffer above, freed together */
     void **bufs;
     int n_bufs, cap_bufs;
@@ -179,6 +181,21 @@ float kiln_vrq_spline_inverse_(float x, const float *uw, const float *uh, const 
  */
 int kiln_voice_durations_(kiln_voice_t *v, const int *ids, int T, float noise_w,
                           float length_scale, uint64_t seed, int *dur);
+
+/* ---- device path (models/voice/vits_dev.c) */
+typedef struct kiln_vdev_s kiln_vdev_t;
+
+/**
+ * Flow (reverse) and decoder of B sequences on v->dev's backend: z[b] is
+ * [F[b], inter] on the host, pcm[b] receives F[b] * hop samples. Runs in
+ * sub-batches of at most \p max_samples output samples (one sequence at
+ * least). @returns 0, -1 when the backend's memory runs out.
+ */
+int kiln_vdev_flow_decode_(kiln_voice_t *v, float *const *z, const int *F, int B,
+                           size_t max_samples, float *const *pcm);
+
+/** Frees a device copy (NULL is fine). */
+void kiln_vdev_free_(kiln_vdev_t *d);
 
 /* ---- loader (models/voice/loader.c) */
 float *kiln_voice_take_(kiln_voice_t *v, size_t n);

@@ -262,19 +262,6 @@ oom:
 
 /* ---- backend: the one dispatch point ------------------------------------ */
 
-/* calls on a device backend, one at a time (one stream, one cuBLAS handle) */
-static pthread_mutex_t kiln_w_dev_mu_ = PTHREAD_MUTEX_INITIALIZER;
-
-static void kiln_w_dev_lock_(const kiln_kernels_t *kk) {
-    if (!kk->host_memory)
-        pthread_mutex_lock(&kiln_w_dev_mu_);
-}
-
-static void kiln_w_dev_unlock_(const kiln_kernels_t *kk) {
-    if (!kk->host_memory)
-        pthread_mutex_unlock(&kiln_w_dev_mu_);
-}
-
 /* @returns the model's kernel table (the CPU's unless set_backend chose another). */
 static const kiln_kernels_t *kiln_w_kk_(const kiln_whisper_model_t *m) {
     return m->kk ? m->kk : kiln_kernels_get(KILN_BACKEND_CPU);
@@ -331,32 +318,10 @@ kiln_err_t kiln_whisper_model_set_backend(kiln_whisper_model_t *m, const char *b
                                           const char *precision, char *errstr,
                                           size_t errstr_size) {
     kiln_backend_t be;
-    if (backend && !strcmp(backend, "auto")) /* the GPU when there is one */
-        backend = kiln_kernels_get(KILN_BACKEND_CUDA) ? "cuda" : "cpu";
-    if (!backend)
-        backend = "cpu";
-    if (kiln_backend_parse(backend, &be)) {
-        snprintf(errstr, errstr_size, "invalid backend \"%s\": use cpu, cuda or auto", backend);
-        return KILN_ERR__INVALID_ARG;
-    }
-    const kiln_kernels_t *kk = kiln_kernels_get(be);
-    if (!kk) {
-        snprintf(errstr, errstr_size, "could not use backend \"%s\": %s", backend,
-                 kiln_kernels_why(be));
-        return KILN_ERR__UNSUPPORTED;
-    }
-    /* the precision of the matrix products: a CPU table has fp32 only and ignores it */
-    if (precision && *precision && strcmp(precision, "fp32") && strcmp(precision, "tf32") &&
-        strcmp(precision, "fp16") && strcmp(precision, "bf16")) {
-        snprintf(errstr, errstr_size, "invalid precision \"%s\": use fp32, tf32, fp16 or bf16",
-                 precision);
-        return KILN_ERR__INVALID_ARG;
-    }
-    if (precision && *precision && kk->set_precision && kk->set_precision(precision)) {
-        snprintf(errstr, errstr_size, "invalid precision \"%s\" for backend \"%s\"", precision,
-                 backend);
-        return KILN_ERR__INVALID_ARG;
-    }
+    const kiln_kernels_t *kk;
+    int prc = kiln_kernels_pick(backend, precision, &kk, &be, errstr, errstr_size);
+    if (prc)
+        return prc == -2 ? KILN_ERR__UNSUPPORTED : KILN_ERR__INVALID_ARG;
     if (kk == kiln_w_kk_(m) && (m->wd || kk->host_memory))
         return KILN_OK; /* already there: only the precision changed */
     kiln_whisper_cache_free_(m); /* workspaces of the old backend */
@@ -387,7 +352,7 @@ kiln_err_t kiln_whisper_model_set_backend(kiln_whisper_model_t *m, const char *b
         if (!(map[i].dev = kk->alloc(sizeof(float) * (map[i].n ? map[i].n : 1)))) {
             snprintf(errstr, errstr_size,
                      "could not copy \"%s\" to backend \"%s\": out of device memory after "
-                     "%.1f MB", m->path, backend, bytes / 1e6);
+                     "%.1f MB", m->path, kk->name, bytes / 1e6);
             free(map);
             free(wd);
             kiln_whisper_backend_free_(m);
@@ -432,21 +397,21 @@ kiln_err_t kiln_whisper_model_set_backend(kiln_whisper_model_t *m, const char *b
     if (!mapped) {
         kiln_whisper_backend_free_(m);
         snprintf(errstr, errstr_size, "could not copy \"%s\" to backend \"%s\": a weight is "
-                 "outside the model's buffers", m->path, backend);
+                 "outside the model's buffers", m->path, kk->name);
         return KILN_ERR__FAIL;
     }
     if (kiln_kernels_take_error()) {
         kiln_whisper_backend_free_(m);
         snprintf(errstr, errstr_size, "could not copy \"%s\" to backend \"%s\"", m->path,
-                 backend);
+                 kk->name);
         return KILN_ERR__NOMEM;
     }
-    KILN_LOG_INFO("whisper: %s on %s (%s): %.1f MB of weights copied", m->path, backend,
+    KILN_LOG_INFO("whisper: %s on %s (%s): %.1f MB of weights copied", m->path, kk->name,
                   precision && *precision && kk->set_precision ? precision : "fp32",
                   bytes / 1e6);
     return KILN_OK;
 oom:
-    snprintf(errstr, errstr_size, "could not use backend \"%s\": out of memory", backend);
+    snprintf(errstr, errstr_size, "could not use backend \"%s\": out of memory", kk->name);
     return KILN_ERR__NOMEM;
 }
 
@@ -519,7 +484,7 @@ kiln_err_t kiln_whisper_encode(const kiln_whisper_model_t *m, const float *mel, 
     const size_t n_mel = (size_t)hp->n_mels * KILN_W_FRAMES;
     const size_t n_out = (size_t)hp->n_audio_ctx * hp->n_audio_state;
     kiln_err_t err = KILN_OK;
-    kiln_w_dev_lock_(kk);
+    kiln_kernels_lock(kk);
     for (int b = 0; b < B && err == KILN_OK; b++) {
         if (kk->host_memory) { /* the caller's buffers are the backend's */
             err = kiln_w_encode1_(m, ws, mel + b * n_mel, out + b * n_out);
@@ -537,7 +502,7 @@ kiln_err_t kiln_whisper_encode(const kiln_whisper_model_t *m, const float *mel, 
         if (kiln_kernels_take_error())
             err = KILN_ERR__NOMEM;
     }
-    kiln_w_dev_unlock_(kk);
+    kiln_kernels_unlock(kk);
     kiln_ws_put_(m, ws);
     return err;
 }
@@ -1797,9 +1762,9 @@ kiln_err_t kiln_whisper_transcribe(const kiln_whisper_model_t *m,
         S.rq[i].active = S.rq[i].content > 0;
     }
     double t0 = kiln_w_now_();
-    kiln_w_dev_lock_(S.d.kk);
+    kiln_kernels_lock(S.d.kk);
     err = kiln_w_session_(&S);
-    kiln_w_dev_unlock_(S.d.kk);
+    kiln_kernels_unlock(S.d.kk);
     if (getenv("KILN_WHISPER_PROFILE"))
         fprintf(stderr,
                 "whisper profile: %.3f s total; %ld windows: encoder %.3f s, cross K/V %.3f s; "
