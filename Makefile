@@ -7,7 +7,7 @@
 #   make test-long  slow suites (soak, kill -9 storms)
 #   make cuda       compile every kernels/cuda/*.cu with nvcc (skips when absent)
 #   make CUDA=1     the same, linked with the CUDA kernels (build-cuda/)
-#   make test-gpu   CUDA=1 build + GPU tests 0110, 0160 (needs a GPU)
+#   make test-gpu   CUDA=1 build + GPU tests 0110, 0160, 0606 (needs a GPU)
 #   make docs       regenerate CONFIGURATION.md from the property table
 #   make fuzz       libFuzzer targets (clang): each 1M executions or 5 minutes
 
@@ -95,6 +95,10 @@ $(BUILD)/examples/%: producers/examples/%.c $(BUILD)/libkiln.a
 $(BUILD)/tools/%: tests/tools/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) -lrdkafka
+# except voice_ids (phoneme ids for bench/tts_ids.txt): the voice front end of libkiln
+$(BUILD)/tools/voice_ids: tests/tools/voice_ids.c $(BUILD)/libkiln.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LIBS)
 
 $(BUILD)/kiln.pc: Makefile
 	@mkdir -p $(BUILD)
@@ -115,10 +119,12 @@ CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC) || echo /usr/l
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcufft \
              -lstdc++
 LIBS := $(CU_OBJS) $(BUILD)/libkiln.a $(CUDA_LIBS) $(LIBS)
-$(BUILD)/kiln $(TEST_BINS) $(EX_BINS) $(BUILD)/bench/asr_gpu_model: $(CU_OBJS)
+$(BUILD)/kiln $(TEST_BINS) $(EX_BINS) $(BUILD)/tools/voice_ids $(BUILD)/bench/asr_gpu_model \
+  $(BUILD)/bench/tts_gpu_model: $(CU_OBJS)
 $(BUILD)/libkiln.so: | $(CU_OBJS)
 endif
-# the model benchmark of bench/gpu.sh on libkiln: make [CUDA=1] $(BUILD)/bench/asr_gpu_model
+# the model benchmarks of bench/gpu.sh on libkiln: make [CUDA=1] $(BUILD)/bench/asr_gpu_model
+# (or tts_gpu_model)
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LIBS)
@@ -138,7 +144,7 @@ test-gpu:
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory CUDA=1 BUILD=$(if $(filter 1,$(CUDA)),$(BUILD),build-cuda) all && \
 	  KILN_BUILD=$(abspath $(if $(filter 1,$(CUDA)),$(BUILD),build-cuda)) KILN_GPU=1 \
-	    TESTS=$${TESTS:-0110,0160} bash tests/run.sh; \
+	    TESTS=$${TESTS:-0110,0160,0606} bash tests/run.sh; \
 	else echo "✗ no GPU: test-gpu needs one"; exit 1; fi
 
 # ---- setup

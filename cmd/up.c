@@ -54,6 +54,9 @@ pid_t kiln_stack_pid(const kiln_conf_t *conf, const char *name) {
     if (cf) {
         size_t n = fread(cmd, 1, sizeof(cmd) - 1, cf);
         cmd[n] = '\0';
+        for (size_t i = 0; i < n; i++) /* every argument: a daemon under a wrapper */
+            if (!cmd[i])                /* (valgrind, taskset) still counts */
+                cmd[i] = ' ';
         fclose(cf);
     }
     return strstr(cmd, "kiln") ? pid : 0;

@@ -33,7 +33,8 @@ static void kiln_cpu_sync_(void) {}
     .gather_rows = kiln_gather_rows_cpu, .add_rowbias = kiln_add_rowbias_cpu,            \
     .copy2d = kiln_copy2d_cpu, .transpose = kiln_transpose_cpu, .im2col = kiln_im2col_cpu, \
     .col2im = kiln_col2im_cpu, .act = kiln_act_cpu, .gate = kiln_gate_cpu,                \
-    .axpby = kiln_axpby_cpu
+    .axpby = kiln_axpby_cpu, .rel_attention = kiln_rel_attention_cpu,                      \
+    .dwconv = kiln_dwconv_cpu, .spline_inv = kiln_spline_inv_cpu, .expand = kiln_expand_cpu
 
 static const kiln_kernels_t kiln_kernels_cpu_ = {
     .name = "cpu",
@@ -207,6 +208,10 @@ int kiln_kernel_supported(kiln_backend_t be, kiln_op_t op) {
     case KILN_OP_ACT: return kk->act != NULL;
     case KILN_OP_GATE: return kk->gate != NULL;
     case KILN_OP_AXPBY: return kk->axpby != NULL;
+    case KILN_OP_REL_ATTENTION: return kk->rel_attention != NULL;
+    case KILN_OP_DWCONV: return kk->dwconv != NULL;
+    case KILN_OP_SPLINE_INV: return kk->spline_inv != NULL;
+    case KILN_OP_EXPAND: return kk->expand != NULL;
     default: return 0;
     }
 }

@@ -131,14 +131,14 @@ const kiln_prop_t kiln_conf_table[] = {
     {"speak.sentence_silence_ms", KILN_PROP_INT, "0", 0, 10000, W,
      "Silence after each sentence of a speak job, in milliseconds."},
     {"speak.backend", KILN_PROP_STR, "cpu", 0, 0, W,
-     "Compute backend of the voices' flow and decoder (most of the work): cpu, cuda (a kiln "
-     "built with `make CUDA=1`, on a GPU; each voice's weights are copied to the device once "
-     "at load, and a batch's sentences run as one ragged batch) or auto (cuda when a GPU is "
-     "visible, else cpu). The text encoder and duration predictor stay on the CPU."},
+     "Compute backend of the voices: cpu, cuda (a kiln built with `make CUDA=1`, on a GPU; "
+     "each voice's weights are copied to the device once at load, and a batch's sentences run "
+     "through the whole model as one ragged batch) or auto (cuda when a GPU is visible, else "
+     "cpu). cuda on a machine without one fails the load with the reason."},
     {"speak.precision", KILN_PROP_STR, "fp32", 0, 0, W,
-     "Input rounding of the matrix products of the speak engine on the cuda backend: fp32, "
-     "tf32, fp16 or bf16 (fp32 accumulation). Process-wide: a worker running both engines on "
-     "cuda gets the last engine's setting."},
+     "Input rounding of the flow's and decoder's matrix products on the cuda backend: fp32, "
+     "tf32, fp16 or bf16 (fp32 accumulation; the text encoder and duration predictor always "
+     "run fp32, so durations do not move)."},
     {"speak.device_batch_samples", KILN_PROP_INT, "4194304", 22050, 1000000000, W,
      "cuda backend: output samples per sub-batch of the flow and decoder (about 200 bytes of "
      "device memory each; the default is 190 s of 22 kHz audio, about 0.9 GB)."},

@@ -4,7 +4,10 @@
  * on random seeded input, by NMSE (max 1e-10 unless noted: the ops are
  * fp32, the loops double); the fast table against the reference at model
  * sizes; the vector exp/erf; the row statistics; the thread pool; and the
- * dispatch table.
+ * dispatch table. The ragged-batch ops are checked by what they are for:
+ * im2col + matmul and matmul + col2im over sequences of unequal lengths
+ * must equal a naive (transposed) convolution of each sequence alone, and
+ * a wrong offset must be caught; act/gate/axpby against closed forms.
  */
 #include <pthread.h>
 #include <math.h>
@@ -67,6 +70,7 @@ static const char *nm(const char *what, const kiln_kernels_t *kk) {
 }
 
 static void test_ops(const kiln_kernels_t *kk);
+static void test_ragged(const kiln_kernels_t *kk);
 static void test_fast(void);
 
 int main(void) {
@@ -88,6 +92,8 @@ int main(void) {
 
     test_ops(kiln_kernels_get(KILN_BACKEND_REF));
     test_ops(kiln_kernels_get(KILN_BACKEND_CPU));
+    test_ragged(kiln_kernels_get(KILN_BACKEND_REF));
+    test_ragged(kiln_kernels_get(KILN_BACKEND_CPU));
     test_fast();
     return TEST_DONE();
 }
@@ -393,6 +399,194 @@ static void test_ops(const kiln_kernels_t *kk) {
         free(te); free(pe); free(o); free(kv); free(kt0); free(v0); free(kt1); free(v1);
         free(kt0r); free(v0r); free(g); free(x); free(x0); free(b); free(d2); free(d20);
         free(tr);
+    }
+    SUB_TEST_PASS();
+}
+
+/* ---- ragged batches: im2col/col2im + matmul against naive convolutions -- */
+
+static float leaky(float x, float s) { return x < 0.0f ? s * x : x; }
+
+/* off[0..B] of back-to-back sequences of lengths len[0..B-1] */
+static void offsets(int *off, const int *len, int B) {
+    off[0] = 0;
+    for (int b = 0; b < B; b++)
+        off[b + 1] = off[b] + len[b];
+}
+
+/*
+ * A dilated "same" conv1d (padding dil * (K - 1) / 2, zeros past the ends,
+ * leaky ReLU of slope on the input, no bias) of ONE sequence x [T, C] with
+ * weight [OC, K, C], in double: the per-sequence truth the ragged batch
+ * must reproduce.
+ */
+static void naive_conv_same(float *out, const float *x, const float *w, int T, int C, int OC,
+                            int K, int dil, float slope) {
+    int pad = dil * (K - 1) / 2;
+    for (int t = 0; t < T; t++)
+        for (int oc = 0; oc < OC; oc++) {
+            double acc = 0;
+            for (int k = 0; k < K; k++) {
+                int ti = t + k * dil - pad;
+                if (ti < 0 || ti >= T)
+                    continue;
+                for (int c = 0; c < C; c++)
+                    acc += (double)w[(oc * K + k) * C + c] * leaky(x[ti * C + c], slope);
+            }
+            out[t * OC + oc] = (float)acc;
+        }
+}
+
+/*
+ * ConvTranspose1d of ONE sequence x [T, C], weight wt [C, OC, K] (PyTorch's
+ * layout), bias [OC], in the scatter form: out[t * stride + k - pad, oc] +=
+ * x[t, c] * wt[c, oc, k], for the L = (T - 1) * stride - 2 * pad + K
+ * output rows; in double.
+ */
+static void naive_conv_transposed(float *out, const float *x, const float *wt, const float *bias,
+                                  int T, int C, int OC, int K, int stride, int pad) {
+    int L = (T - 1) * stride - 2 * pad + K;
+    double *acc = calloc((size_t)L * OC, sizeof(double));
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < K; k++) {
+            int o = t * stride + k - pad;
+            if (o < 0 || o >= L)
+                continue;
+            for (int oc = 0; oc < OC; oc++)
+                for (int c = 0; c < C; c++)
+                    acc[o * OC + oc] += (double)x[t * C + c] * wt[(c * OC + oc) * K + k];
+        }
+    for (int i = 0; i < L * OC; i++)
+        out[i] = (float)(acc[i] + bias[i % OC]);
+    free(acc);
+}
+
+/*
+ * im2col + matmul over a ragged batch of B = 3 sequences of lengths 5, 1,
+ * 9 against the naive conv of each sequence alone. @returns the NMSE of
+ * rows [r0, r0 + nr) (im2col'd as one chunk). \p off_used is the offsets
+ * the op is given (the truth always uses the real lengths): a wrong one
+ * must give a large error.
+ */
+static double ragged_conv_err(const kiln_kernels_t *kk, const int *off_used, int r0, int nr,
+                              int K, int dil, float slope) {
+    const int len[3] = {5, 1, 9}, B = 3, C = 6, OC = 5;
+    int off[4];
+    offsets(off, len, B);
+    const int N = off[B];
+    float *x = rnd((size_t)N * C), *w = rnd((size_t)OC * K * C);
+    float *truth = malloc(sizeof(float) * N * OC), *col = malloc(sizeof(float) * nr * K * C);
+    float *o = malloc(sizeof(float) * nr * OC);
+    for (int b = 0; b < B; b++) /* each sequence alone, from its own rows */
+        naive_conv_same(truth + off[b] * OC, x + off[b] * C, w, len[b], C, OC, K, dil, slope);
+    kk->im2col(col, x, off_used, B, r0, nr, C, K, dil, slope);
+    kk->matmul(o, col, w, NULL, nr, K * C, OC);
+    double e = kiln_nmse(o, truth + r0 * OC, (size_t)nr * OC);
+    free(x); free(w); free(truth); free(col); free(o);
+    return e;
+}
+
+/*
+ * matmul with the weight re-laid [K * OC, C] (w2[k * OC + oc, c] =
+ * wt[c, oc, k]) + col2im over lengths 5, 1, 9, against the naive
+ * transposed conv of each sequence alone. @returns the NMSE; \p in_used
+ * is the input offsets col2im is given (as above).
+ */
+static double ragged_convt_err(const kiln_kernels_t *kk, const int *in_used, int K, int stride,
+                               int pad) {
+    const int len[3] = {5, 1, 9}, B = 3, C = 6, OC = 5;
+    int in_off[4], out_off[4], olen[3];
+    offsets(in_off, len, B);
+    for (int b = 0; b < B; b++)
+        olen[b] = (len[b] - 1) * stride - 2 * pad + K;
+    offsets(out_off, olen, B);
+    const int N = in_off[B], n_out = out_off[B];
+    float *x = rnd((size_t)N * C), *wt = rnd((size_t)C * OC * K), *bias = rnd(OC);
+    float *w2 = malloc(sizeof(float) * K * OC * C), *y = malloc(sizeof(float) * N * K * OC);
+    float *truth = malloc(sizeof(float) * n_out * OC), *o = malloc(sizeof(float) * n_out * OC);
+    for (int k = 0; k < K; k++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int c = 0; c < C; c++)
+                w2[(k * OC + oc) * C + c] = wt[(c * OC + oc) * K + k];
+    for (int b = 0; b < B; b++)
+        naive_conv_transposed(truth + out_off[b] * OC, x + in_off[b] * C, wt, bias, len[b], C,
+                              OC, K, stride, pad);
+    kk->matmul(y, x, w2, NULL, N, C, K * OC);
+    kk->col2im(o, y, bias, in_used, out_off, B, n_out, OC, K, stride, pad);
+    double e = kiln_nmse(o, truth, (size_t)n_out * OC);
+    free(x); free(wt); free(bias); free(w2); free(y); free(truth); free(o);
+    return e;
+}
+
+static void test_ragged(const kiln_kernels_t *kk) {
+    const int len[3] = {5, 1, 9};
+    int off[4];
+    offsets(off, len, 3);
+
+    SUB_TEST(nm("ragged im2col + matmul = per-sequence dilated conv (lengths 5, 1, 9)", kk));
+    {
+        const int Ks[2] = {3, 7}, dils[2] = {1, 2};
+        for (int ki = 0; ki < 2; ki++)
+            for (int di = 0; di < 2; di++) {
+                int K = Ks[ki], dil = dils[di];
+                double e = ragged_conv_err(kk, off, 0, off[3], K, dil, 0.1f);
+                TEST_CHECK(e <= TOL, "K %d dil %d: nmse %.3g", K, dil, e);
+                /* a chunk of rows 3 .. 12, starting and ending inside sequences */
+                e = ragged_conv_err(kk, off, 3, 10, K, dil, 0.1f);
+                TEST_CHECK(e <= TOL, "K %d dil %d, rows 3+10: nmse %.3g", K, dil, e);
+            }
+        double e = ragged_conv_err(kk, off, 0, off[3], 3, 1, 1.0f);
+        TEST_CHECK(e <= TOL, "slope 1 (identity): nmse %.3g", e);
+        /* the check can fail: an offset off by one (lengths 6, 0, 9) is caught */
+        const int bad[4] = {0, 6, 6, 15};
+        e = ragged_conv_err(kk, bad, 0, off[3], 3, 1, 0.1f);
+        TEST_CHECK(e > 1e-4, "wrong offsets not caught: nmse %.3g", e);
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST(nm("ragged matmul + col2im = per-sequence transposed conv (s2 K4 p1, s8 K16 p4)",
+                kk));
+    {
+        double e = ragged_convt_err(kk, off, 4, 2, 1);
+        TEST_CHECK(e <= TOL, "s2 K4 p1: nmse %.3g", e);
+        e = ragged_convt_err(kk, off, 16, 8, 4);
+        TEST_CHECK(e <= TOL, "s8 K16 p4: nmse %.3g", e);
+        e = ragged_convt_err(kk, off, 3, 1, 1); /* stride 1: taps overlap */
+        TEST_CHECK(e <= TOL, "s1 K3 p1: nmse %.3g", e);
+        const int bad[4] = {0, 6, 6, 15};
+        e = ragged_convt_err(kk, bad, 4, 2, 1);
+        TEST_CHECK(e > 1e-4, "wrong input offsets not caught: nmse %.3g", e);
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST(nm("act, gate, axpby: closed forms", kk));
+    {
+        /* tanh(ln(3) / 2) = 1/2, sigmoid(ln 3) = 3/4, sigmoid(-ln 3) = 1/4 */
+        const float h = 0.54930614433405f, l3 = 1.09861228866811f;
+        float x[6] = {-2.0f, -0.5f, 0.0f, 0.5f, 3.0f, h}, o[6];
+        const float lk[6] = {-0.4f, -0.1f, 0.0f, 0.5f, 3.0f, h};
+        const float th[6] = {-0.96402758f, -0.46211716f, 0.0f, 0.46211716f, 0.99505475f, 0.5f};
+        kk->act(o, x, 6, KILN_ACT_LEAKY, 0.2f);
+        for (int i = 0; i < 6; i++)
+            TEST_CHECK(fabsf(o[i] - lk[i]) <= 1e-7f, "leaky(%g) = %g, not %g", x[i], o[i], lk[i]);
+        kk->act(o, x, 6, KILN_ACT_LEAKY, 1.0f);
+        TEST_CHECK(!memcmp(o, x, sizeof(x)), "leaky slope 1 is not the identity");
+        kk->act(x, x, 6, KILN_ACT_TANH, 0.0f); /* in place */
+        for (int i = 0; i < 6; i++)
+            TEST_CHECK(fabsf(x[i] - th[i]) <= 2e-7f, "tanh[%d] = %.8g, not %.8g", i, x[i], th[i]);
+        /* two rows of [a | g], C = 3: out = tanh(a) * sigmoid(g) */
+        const float gin[12] = {0.0f, h, 20.0f, 0.0f, l3, -l3, -h, 0.0f, 1.0f, 0.0f, 0.0f, 100.0f};
+        const float gex[6] = {0.0f, 0.375f, 0.25f, -0.25f, 0.0f, 0.76159416f};
+        float g[6];
+        kk->gate(g, gin, 2, 3);
+        for (int i = 0; i < 6; i++)
+            TEST_CHECK(fabsf(g[i] - gex[i]) <= 2e-7f, "gate[%d] = %.8g, not %.8g", i, g[i], gex[i]);
+        float a[3] = {1.0f, 2.0f, 0.5f}, b[3] = {1.0f, 0.0f, -1.0f}, r[3];
+        kk->axpby(r, 2.0f, a, -3.0f, b, 3);
+        TEST_CHECK(r[0] == -1.0f && r[1] == 4.0f && r[2] == 4.0f, "axpby %g %g %g", r[0], r[1],
+                   r[2]);
+        kk->axpby(a, 2.0f, a, -3.0f, b, 3); /* out == x */
+        TEST_CHECK(!memcmp(a, r, sizeof(r)), "axpby in place %g %g %g", a[0], a[1], a[2]);
     }
     SUB_TEST_PASS();
 }

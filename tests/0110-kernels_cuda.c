@@ -15,7 +15,10 @@
  *          relative error per product ~5e-4, NMSE ~1e-7);
  *   1e-4   with "bf16" inputs (8 bits: ~4e-3 per product, NMSE ~1e-5).
  *   0      the data movement ops (embed, kv_append, gather_rows, add_rowbias,
- *          copy2d, transpose): exact.
+ *          copy2d, transpose): exact; and the ragged-batch ops im2col,
+ *          col2im, act (leaky) and axpby: the CPU's float operations in its
+ *          order, no FMA, so exact too;
+ *   1e-10  and max abs diff <= 1e-6: act (tanh) and gate (tanhf/expf).
  * Each output buffer has 64 sentinel floats before and after it that must
  * come back untouched (overflow check). On a mismatch the first values are
  * printed. The shapes cover several blocks and ragged edges (the kernels
@@ -106,16 +109,24 @@ static double now_(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+/* seconds per call of \p call (20 calls after a warm-up, synchronised) */
+#define SECS(secs, call)                                                                 \
+    do {                                                                                 \
+        call;                                                                            \
+        G->sync();                                                                       \
+        double t0_ = now_();                                                             \
+        for (int r_ = 0; r_ < 20; r_++)                                                  \
+            call;                                                                        \
+        G->sync();                                                                       \
+        secs = (now_() - t0_) / 20;                                                      \
+    } while (0)
+
 #define TIME(what, call)                                                                 \
     do {                                                                                 \
         if (timing) {                                                                    \
-            call;                                                                        \
-            G->sync();                                                                   \
-            double t0_ = now_();                                                         \
-            for (int r_ = 0; r_ < 20; r_++)                                              \
-                call;                                                                    \
-            G->sync();                                                                   \
-            printf("# time %-36s %10.1f us\n", what, (now_() - t0_) / 20 * 1e6);         \
+            double s_;                                                                   \
+            SECS(s_, call);                                                              \
+            printf("# time %-36s %10.1f us\n", what, s_ * 1e6);                          \
         }                                                                                \
     } while (0)
 
@@ -245,6 +256,228 @@ static void test_copy_ops(void) {
     G->free(dapos); G->free(dkv); G->free(dx); G->free(db); G->free(dmel);
     free(te); free(pe); free(r); free(g); free(kv); free(kA); free(vA); free(kB); free(vB);
     free(back); free(x); free(b); free(c2); free(mel); free(mt);
+    SUB_TEST_PASS();
+}
+
+/* @returns max |got - ref| over n values */
+static double max_abs(const float *got, const float *ref, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fabs((double)got[i] - ref[i]) > m ? fabs((double)got[i] - ref[i]) : m;
+    return m;
+}
+
+/* the transcendental ops (tanh, gate): NMSE and max abs diff (both written in the header) */
+static void cmp_tr(const char *what, const float *got, const float *ref, size_t n) {
+    cmp(what, got, ref, n, 1e-10);
+    double m = max_abs(got, ref, n);
+    TEST_CHECK(m <= 1e-6, "%s: max abs diff %.3g > 1e-6", what, m);
+}
+
+/* off[0..B] of back-to-back sequences of lengths len[0..B-1] (times mul) */
+static void offsets(int *off, const int *len, int B, int mul) {
+    off[0] = 0;
+    for (int b = 0; b < B; b++)
+        off[b + 1] = off[b] + len[b] * mul;
+}
+
+/*
+ * The ragged-batch ops of the speech decoder (kernels/cuda/ragged.cu):
+ * B = 3 sequences of unequal lengths with a length-1 one in the middle (its
+ * taps all fall off its own ends), channel counts that take the float4
+ * path (192, 64) and the scalar one (33, 7), a chunk of rows that starts
+ * and ends inside sequences, dilations 1 and 3, K = 1, 3, 7, slopes 0.1 and
+ * 1; col2im at the decoder's upsampling shapes (stride 8 / K 16 / pad 4 and
+ * stride 2 / K 4 / pad 1), with and without bias. Tolerances: 0 (exact)
+ * for im2col, col2im, the leaky ReLU and axpby (the same float operations
+ * in the same order as the CPU, no FMA); NMSE <= 1e-10 and max abs diff
+ * <= 1e-6 for tanh and the gate (tanhf/expf within 2 ulp of glibc's).
+ */
+static void test_ragged(void) {
+    const int len[3] = {700, 1, 333}, B = 3;
+    int off[4];
+    offsets(off, len, B, 1);
+    const int Nr = off[B];
+    int *doff = up_bytes(off, sizeof(off));
+    char name[128];
+
+    SUB_TEST("ragged im2col: B=3 (700, 1, 333), K 1/3/7, dil 1/3, slope 0.1/1, exact");
+    {
+        const int Cs[2] = {192, 33}, Ks[3] = {1, 3, 7}, dils[2] = {1, 3};
+        const float slopes[2] = {0.1f, 1.0f};
+        for (int ci = 0; ci < 2; ci++) {
+            int C = Cs[ci];
+            float *x = rnd((size_t)Nr * C, 1), *dx = up(x, (size_t)Nr * C);
+            float *r = malloc(sizeof(float) * Nr * 7 * C);
+            for (int ki = 0; ki < 3; ki++)
+                for (int di = 0; di < 2; di++)
+                    for (int si = 0; si < 2; si++) {
+                        int K = Ks[ki], dil = dils[di];
+                        /* full batch, then rows 5 .. Nr-5 (a chunk) */
+                        int r0 = si ? 5 : 0, nr = si ? Nr - 9 : Nr;
+                        size_t n = (size_t)nr * K * C;
+                        snprintf(name, sizeof(name), "im2col C%d K%d dil%d slope %g rows %d+%d",
+                                 C, K, dil, slopes[si], r0, nr);
+                        R->im2col(r, x, off, B, r0, nr, C, K, dil, slopes[si]);
+                        float *d = out_buf(n);
+                        G->im2col(d, dx, doff, B, r0, nr, C, K, dil, slopes[si]);
+                        if (ki == 2 && di == 0 && si == 0)
+                            TIME(name, G->im2col(d, dx, doff, B, r0, nr, C, K, dil, slopes[si]));
+                        float *o = down(d, n, name);
+                        cmp(name, o, r, n, 0);
+                        free(o);
+                    }
+            G->free(dx);
+            free(x); free(r);
+        }
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST("ragged col2im: s8 K16 p4 and s2 K4 p1, OC 64/7, bias and none, exact");
+    {
+        const int cfg[2][3] = {{8, 16, 4}, {2, 4, 1}}, OCs[2] = {64, 7};
+        for (int gi = 0; gi < 2; gi++)
+            for (int oi = 0; oi < 2; oi++) {
+                int stride = cfg[gi][0], K = cfg[gi][1], pad = cfg[gi][2], OC = OCs[oi];
+                int out_off[4];
+                offsets(out_off, len, B, stride); /* (T - 1) * s - 2p + K = T * s here */
+                int n_out = out_off[B];
+                size_t ny = (size_t)Nr * K * OC, n = (size_t)n_out * OC;
+                float *y = rnd(ny, 1), *bias = rnd(OC, 1), *r = malloc(sizeof(float) * n);
+                float *dy = up(y, ny), *db = up(bias, OC);
+                int *dout_off = up_bytes(out_off, sizeof(out_off));
+                for (int wb = 0; wb <= 1; wb++) {
+                    snprintf(name, sizeof(name), "col2im s%d K%d p%d OC%d%s", stride, K, pad, OC,
+                             wb ? " bias" : "");
+                    R->col2im(r, y, wb ? bias : NULL, off, out_off, B, n_out, OC, K, stride, pad);
+                    float *d = out_buf(n);
+                    G->col2im(d, dy, wb ? db : NULL, doff, dout_off, B, n_out, OC, K, stride,
+                              pad);
+                    if (oi == 0 && wb)
+                        TIME(name, G->col2im(d, dy, db, doff, dout_off, B, n_out, OC, K, stride,
+                                             pad));
+                    float *o = down(d, n, name);
+                    cmp(name, o, r, n, 0);
+                    free(o);
+                }
+                G->free(dy); G->free(db); G->free(dout_off);
+                free(y); free(bias); free(r);
+            }
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST("act (leaky 0.1/1, tanh; in place, unaligned), gate (C 192/33), axpby (aliased)");
+    {
+        const size_t n = 100003; /* odd: the float4 loop and its scalar tail */
+        float *x = rnd(n, 4), *y = rnd(n, 4), *r = malloc(sizeof(float) * n), *o;
+        float *dx = up(x, n), *dy = up(y, n), *d;
+        const float params[2] = {0.1f, 1.0f};
+        for (int pi = 0; pi < 2; pi++) {
+            R->act(r, x, n, KILN_ACT_LEAKY, params[pi]);
+            d = out_buf(n);
+            G->act(d, dx, n, KILN_ACT_LEAKY, params[pi]);
+            o = down(d, n, "act leaky");
+            cmp(pi ? "act leaky 1" : "act leaky 0.1", o, r, n, 0);
+            free(o);
+        }
+        R->act(r, x, n, KILN_ACT_TANH, 0);
+        d = out_buf(n);
+        G->act(d, dx, n, KILN_ACT_TANH, 0);
+        TIME("act tanh 100003", G->act(d, dx, n, KILN_ACT_TANH, 0));
+        o = down(d, n, "act tanh");
+        cmp_tr("act tanh", o, r, n);
+        free(o);
+        /* in place, from an unaligned start (the scalar path) */
+        d = out_buf(n);
+        G->upload(d, x, n * sizeof(float));
+        G->act(d + 1, d + 1, n - 1, KILN_ACT_LEAKY, 0.1f);
+        R->act(r, x, n, KILN_ACT_LEAKY, 0.1f);
+        r[0] = x[0];
+        o = down(d, n, "act in place");
+        cmp("act leaky in place, unaligned", o, r, n, 0);
+        free(o);
+        /* gate: [N, 2C] -> [N, C] */
+        const int N = 777, Cs[2] = {192, 33};
+        float *gx = rnd((size_t)N * 2 * 192, 4), *dgx = up(gx, (size_t)N * 2 * 192);
+        for (int ci = 0; ci < 2; ci++) {
+            int C = Cs[ci];
+            float *g = malloc(sizeof(float) * N * C);
+            R->gate(g, gx, N, C);
+            d = out_buf((size_t)N * C);
+            G->gate(d, dgx, N, C);
+            if (ci == 0)
+                TIME("gate 777 x 192", G->gate(d, dgx, N, C));
+            o = down(d, (size_t)N * C, "gate");
+            cmp_tr(ci ? "gate 777 x 33" : "gate 777 x 192", o, g, (size_t)N * C);
+            free(o); free(g);
+        }
+        G->free(dgx);
+        free(gx);
+        /* axpby into a fresh buffer, then in place over x */
+        R->axpby(r, 0.7f, x, -1.3f, y, n);
+        d = out_buf(n);
+        G->axpby(d, 0.7f, dx, -1.3f, dy, n);
+        TIME("axpby 100003", G->axpby(d, 0.7f, dx, -1.3f, dy, n));
+        o = down(d, n, "axpby");
+        cmp("axpby", o, r, n, 0);
+        free(o);
+        d = out_buf(n);
+        G->upload(d, x, n * sizeof(float));
+        G->axpby(d, 0.7f, d, -1.3f, dy, n);
+        o = down(d, n, "axpby in place");
+        cmp("axpby out == x", o, r, n, 0);
+        free(o);
+        G->free(dx); G->free(dy);
+        free(x); free(y); free(r);
+    }
+    SUB_TEST_PASS();
+    G->free(doff);
+}
+
+/*
+ * KILN_CUDA_TIMING=1 only: the ragged ops at a decoder's batch size (200
+ * sequences, 100k rows; im2col C 192 K 7, col2im s8 K16 OC 96, act/gate/
+ * axpby on 19.2M values), in GB/s of the bytes each must move at least
+ * (every input read once, every output written once). Not compared with
+ * the CPU (the shapes above are); only checks that no CUDA call failed.
+ */
+static void time_ragged_large(void) {
+    SUB_TEST("ragged ops at 100k rows: timing");
+    const int B = 200, C = 192, K = 7, OC = 96;
+    int *off = malloc(sizeof(int) * (B + 1)), *oo = malloc(sizeof(int) * (B + 1));
+    off[0] = oo[0] = 0;
+    for (int b = 0; b < B; b++) {
+        off[b + 1] = off[b] + 400 + (b * 37) % 200; /* 400 .. 599 rows */
+        oo[b + 1] = oo[b] + 8 * (off[b + 1] - off[b]);
+    }
+    const int N = off[B];
+    size_t nx = (size_t)N * C, ncol = nx * K, ny = (size_t)N * 16 * OC, no = (size_t)oo[B] * OC;
+    int *doff = up_bytes(off, sizeof(int) * (B + 1)), *doo = up_bytes(oo, sizeof(int) * (B + 1));
+    float *x = rnd(nx, 1), *dx = up(x, nx);
+    float *dcol = G->alloc(ncol * 4), *dy = G->alloc(ny * 4), *dout = G->alloc(no * 4);
+    float *dz = G->alloc(nx * 4);
+    TEST_ASSERT(dcol && dy && dout && dz, "device memory for the timing shapes");
+    G->upload(dy, x, nx * 4); /* any values: y's first nx floats, the rest as allocated */
+    double s;
+    SECS(s, G->im2col(dcol, dx, doff, B, 0, N, C, K, 1, 0.1f));
+    printf("# time im2col %d rows C%d K%d   %8.1f us  %6.0f GB/s\n", N, C, K, s * 1e6,
+           (nx + ncol) * 4 / s / 1e9);
+    SECS(s, G->col2im(dout, dy, NULL, doff, doo, B, oo[B], OC, 16, 8, 4));
+    printf("# time col2im %d -> %d rows OC%d s8 K16 %8.1f us  %6.0f GB/s\n", N, oo[B], OC,
+           s * 1e6, (ny + no) * 4 / s / 1e9);
+    SECS(s, G->act(dz, dx, nx, KILN_ACT_TANH, 0));
+    printf("# time act tanh %zu              %8.1f us  %6.0f GB/s\n", nx, s * 1e6,
+           2.0 * nx * 4 / s / 1e9);
+    SECS(s, G->gate(dz, dx, N, C / 2));
+    printf("# time gate %d x %d               %8.1f us  %6.0f GB/s\n", N, C / 2, s * 1e6,
+           1.5 * nx * 4 / s / 1e9);
+    SECS(s, G->axpby(dz, 0.5f, dx, 2.0f, dz, nx));
+    printf("# time axpby %zu                 %8.1f us  %6.0f GB/s\n", nx, s * 1e6,
+           3.0 * nx * 4 / s / 1e9);
+    TEST_CHECK(kiln_kernels_take_error() == 0, "a CUDA call failed");
+    G->free(doff); G->free(doo); G->free(dx); G->free(dcol); G->free(dy); G->free(dout);
+    G->free(dz);
+    free(off); free(oo); free(x);
     SUB_TEST_PASS();
 }
 
@@ -439,5 +672,8 @@ int main(void) {
     SUB_TEST_PASS();
 
     test_copy_ops();
+    test_ragged();
+    if (timing)
+        time_ragged_large();
     return TEST_DONE();
 }

@@ -72,6 +72,10 @@ typedef enum kiln_op_e {
     KILN_OP_ACT,
     KILN_OP_GATE,
     KILN_OP_AXPBY,
+    KILN_OP_REL_ATTENTION,
+    KILN_OP_DWCONV,
+    KILN_OP_SPLINE_INV,
+    KILN_OP_EXPAND,
     KILN_OP__COUNT
 } kiln_op_t;
 
@@ -128,6 +132,14 @@ typedef struct kiln_kernels_s {
     void (*act)(float *out, const float *inp, size_t n, int kind, float param);
     void (*gate)(float *out, const float *inp, int N, int C);
     void (*axpby)(float *out, float a, const float *x, float b, const float *y, size_t n);
+    void (*rel_attention)(float *out, const float *qkv, const float *rel_k, const float *rel_v,
+                          const int *off, int B, int N, int H, int D, int W);
+    void (*dwconv)(float *out, const float *inp, const float *w, const float *b, const int *off,
+                   int B, int N, int C, int K, int dil);
+    void (*spline_inv)(float *x, const float *p, int ldp, int N, int bins, float tail,
+                       float scale);
+    void (*expand)(float *out, const float *stats, const int *idx, const float *noise, int N,
+                   int C, float scale);
     /* memory of the backend (device memory for CUDA; malloc for the CPU) */
     void *(*alloc)(size_t bytes);            /* NULL when out of memory */
     void (*free)(void *p);                   /* NULL is fine */
@@ -307,6 +319,53 @@ void kiln_gate_cpu(float *out, const float *inp, int N, int C);
 
 /** out[i] = a * x[i] + b * y[i] for n values; out may alias x or y. */
 void kiln_axpby_cpu(float *out, float a, const float *x, float b, const float *y, size_t n);
+
+/**
+ * VITS self-attention with relative positions (keys and values of
+ * distance -W .. W, shared across heads) within each sequence of a ragged
+ * batch: qkv [N, 3C] (q | k | v, C = H * D), out [N, C], rel_k, rel_v
+ * [2W + 1, D]. For row i, head h, keys j of the same sequence:
+ *   s_j = (q_i / sqrt(D)) . k_j + (|j - i| <= W ? (q_i / sqrt(D)) . rel_k[j - i + W] : 0)
+ *   out_i = sum_j softmax(s)_j (v_j + (|j - i| <= W ? rel_v[j - i + W] : 0))
+ */
+void kiln_rel_attention_cpu(float *out, const float *qkv, const float *rel_k, const float *rel_v,
+                            const int *off, int B, int N, int H, int D, int W);
+
+/**
+ * Depthwise convolution (weight [C, K], bias [C] optional) with dilation
+ * and "same" padding dil * (K - 1) / 2, within each sequence of a ragged
+ * batch: out[r, c] = b[c] + sum_k w[c * K + k] * inp[r + k * dil - pad, c]
+ * (zero outside the sequence). out must not alias inp.
+ */
+void kiln_dwconv_cpu(float *out, const float *inp, const float *w, const float *b,
+                     const int *off, int B, int N, int C, int K, int dil);
+
+/**
+ * The inverse of a rational-quadratic spline with linear tails (neural
+ * spline flows; the VITS duration predictor's ConvFlow) on one value:
+ * uw, uh [bins] unnormalised widths and heights, ud [bins - 1] inner
+ * derivatives, tails outside [-tail, tail] (identity there). bins <= 32.
+ */
+float kiln_rq_spline_inverse(float x, const float *uw, const float *uh, const float *ud,
+                             int bins, float tail);
+
+/**
+ * x[n] = kiln_rq_spline_inverse(x[n]; p[n * ldp ..]) for n < N, the row's
+ * parameters p = widths [bins] | heights [bins] | derivatives [bins - 1],
+ * widths and heights multiplied by \p scale first (1 / sqrt(filter
+ * channels) in VITS).
+ */
+void kiln_spline_inv_cpu(float *x, const float *p, int ldp, int N, int bins, float tail,
+                         float scale);
+
+/**
+ * The monotonic expansion of VITS: frame n takes the statistics of id
+ * idx[n] (stats [*, 2C]: mean | log-scale):
+ *   out[n, c] = stats[idx[n], c] + noise[n, c] * exp(stats[idx[n], C + c]) * scale
+ * (noise [N, C]; computed in that order).
+ */
+void kiln_expand_cpu(float *out, const float *stats, const int *idx, const float *noise, int N,
+                     int C, float scale);
 
 /**
  * Packs weight[OC, C] (a dense layer's PyTorch layout) into panels of 16

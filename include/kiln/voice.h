@@ -74,22 +74,25 @@ kiln_voice_t *kiln_voice_load(const char *path, char *errstr, size_t errstr_size
 void kiln_voice_destroy(kiln_voice_t *v);
 
 /**
- * Chooses where the flow and the HiFi-GAN decoder run (most of the work):
- * "cpu" (the default: the threaded CPU engine), "cuda", "auto" (cuda when
- * a GPU is visible, else cpu) or "ref" (the device code path on the host,
- * over the reference ops: for tests). A device backend gets a copy of those
- * weights (fp32, uploaded once, here); its batches run as one ragged batch
- * through im2col + matmul (models/voice/vits_dev.c); the text encoder and
- * duration predictor stay on the CPU. \p precision: the backend's matmul
- * mode (fp32, tf32, fp16, bf16; NULL: leave it), process-wide. Call it
- * before synthesis, not while another thread synthesises with \p v.
+ * Chooses where the model runs: "cpu" (the default: the threaded CPU
+ * engine, one sequence per thread), "cuda", "auto" (cuda when a GPU is
+ * visible, else cpu) or "ref" (the device code path on the host, over the
+ * reference ops: for tests). A device backend gets a copy of the weights
+ * (fp32, uploaded once, here) and runs each batch as one ragged batch of
+ * kernel ops, text encoder to decoder (models/voice/vits_dev.c); the host
+ * only turns the duration predictor's output into frame counts and draws
+ * the noise, so the same seed gives the same durations and, to float
+ * rounding, the same audio on every backend. \p precision: the matmul
+ * mode of the flow and decoder (fp32, tf32, fp16, bf16; NULL: leave it);
+ * the text side always runs fp32. Call it before synthesis, not while
+ * another thread synthesises with \p v.
  * @returns KILN_OK, KILN_ERR__INVALID_ARG (bad name), KILN_ERR__UNSUPPORTED
  *          (backend not available), KILN_ERR__NOMEM.
  */
 kiln_err_t kiln_voice_set_backend(kiln_voice_t *v, const char *backend, const char *precision,
                                   char *errstr, size_t errstr_size);
 
-/** @returns the backend the flow and decoder of \p v run on ("cpu", "cuda", "ref"). */
+/** @returns the backend \p v runs on ("cpu", "cuda", "ref"). */
 const char *kiln_voice_backend(const kiln_voice_t *v);
 
 /** @returns the output sample rate (Hz). */

@@ -83,6 +83,26 @@ void kiln_add_rowbias_cuda(float *x, const float *bias, int N, int T, cudaStream
 void kiln_copy2d_cuda(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols,
                       cudaStream_t stream);
 void kiln_transpose_cuda(float *out, const float *inp, int R, int C, cudaStream_t stream);
+void kiln_im2col_cuda(float *out, const float *inp, const int *off, int B, int r0, int nr, int C,
+                      int K, int dil, float slope, cudaStream_t stream);
+void kiln_col2im_cuda(float *out, const float *y, const float *bias, const int *in_off,
+                      const int *out_off, int B, int n_out, int OC, int K, int stride, int pad,
+                      cudaStream_t stream);
+void kiln_act_cuda(float *out, const float *inp, size_t n, int kind, float param,
+                   cudaStream_t stream);
+void kiln_gate_cuda(float *out, const float *inp, int N, int C, cudaStream_t stream);
+void kiln_axpby_cuda(float *out, float a, const float *x, float b, const float *y, size_t n,
+                     cudaStream_t stream);
+// the text side of a VITS voice (kernels/cuda/voice_text.cu)
+void kiln_rel_attention_cuda(float *out, const float *qkv, const float *rel_k, const float *rel_v,
+                             const int *off, int B, int N, int H, int D, int W,
+                             cudaStream_t stream);
+void kiln_dwconv_cuda(float *out, const float *inp, const float *w, const float *b,
+                      const int *off, int B, int N, int C, int K, int dil, cudaStream_t stream);
+void kiln_spline_inv_cuda(float *x, const float *p, int ldp, int N, int bins, float tail,
+                          float scale, cudaStream_t stream);
+void kiln_expand_cuda(float *out, const float *stats, const int *idx, const float *noise, int N,
+                      int C, float scale, cudaStream_t stream);
 }
 
 #endif

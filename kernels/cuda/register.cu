@@ -85,6 +85,43 @@ static void kiln_cu_copy2d_(float *dst, size_t ldd, const float *src, size_t lds
 static void kiln_cu_transpose_(float *out, const float *inp, int R, int C) {
     kiln_transpose_cuda(out, inp, R, C, kiln_cuda_ctx_.stream);
 }
+static void kiln_cu_im2col_(float *out, const float *inp, const int *off, int B, int r0, int nr,
+                            int C, int K, int dil, float slope) {
+    kiln_im2col_cuda(out, inp, off, B, r0, nr, C, K, dil, slope, kiln_cuda_ctx_.stream);
+}
+static void kiln_cu_col2im_(float *out, const float *y, const float *bias, const int *in_off,
+                            const int *out_off, int B, int n_out, int OC, int K, int stride,
+                            int pad) {
+    kiln_col2im_cuda(out, y, bias, in_off, out_off, B, n_out, OC, K, stride, pad,
+                     kiln_cuda_ctx_.stream);
+}
+static void kiln_cu_act_(float *out, const float *inp, size_t n, int kind, float param) {
+    kiln_act_cuda(out, inp, n, kind, param, kiln_cuda_ctx_.stream);
+}
+static void kiln_cu_gate_(float *out, const float *inp, int N, int C) {
+    kiln_gate_cuda(out, inp, N, C, kiln_cuda_ctx_.stream);
+}
+static void kiln_cu_axpby_(float *out, float a, const float *x, float b, const float *y,
+                           size_t n) {
+    kiln_axpby_cuda(out, a, x, b, y, n, kiln_cuda_ctx_.stream);
+}
+static void kiln_cu_rel_attention_(float *out, const float *qkv, const float *rel_k,
+                                   const float *rel_v, const int *off, int B, int N, int H, int D,
+                                   int W) {
+    kiln_rel_attention_cuda(out, qkv, rel_k, rel_v, off, B, N, H, D, W, kiln_cuda_ctx_.stream);
+}
+static void kiln_cu_dwconv_(float *out, const float *inp, const float *w, const float *b,
+                            const int *off, int B, int N, int C, int K, int dil) {
+    kiln_dwconv_cuda(out, inp, w, b, off, B, N, C, K, dil, kiln_cuda_ctx_.stream);
+}
+static void kiln_cu_spline_inv_(float *x, const float *p, int ldp, int N, int bins, float tail,
+                                float scale) {
+    kiln_spline_inv_cuda(x, p, ldp, N, bins, tail, scale, kiln_cuda_ctx_.stream);
+}
+static void kiln_cu_expand_(float *out, const float *stats, const int *idx, const float *noise,
+                            int N, int C, float scale) {
+    kiln_expand_cuda(out, stats, idx, noise, N, C, scale, kiln_cuda_ctx_.stream);
+}
 
 static void *kiln_cu_alloc_(size_t n) {
     void *p = NULL;
@@ -161,6 +198,15 @@ __attribute__((constructor)) static void kiln_cuda_register_(void) {
     t->add_rowbias = kiln_cu_add_rowbias_;
     t->copy2d = kiln_cu_copy2d_;
     t->transpose = kiln_cu_transpose_;
+    t->im2col = kiln_cu_im2col_;
+    t->col2im = kiln_cu_col2im_;
+    t->act = kiln_cu_act_;
+    t->gate = kiln_cu_gate_;
+    t->axpby = kiln_cu_axpby_;
+    t->rel_attention = kiln_cu_rel_attention_;
+    t->dwconv = kiln_cu_dwconv_;
+    t->spline_inv = kiln_cu_spline_inv_;
+    t->expand = kiln_cu_expand_;
     t->host_memory = 0;
     t->alloc = kiln_cu_alloc_;
     t->free = kiln_cu_free_;

@@ -19,9 +19,8 @@
  * Shapes are time-major: T ids, F frames, C channels. A batch of B
  * sequences is B passes with no padding at all, one per pool thread at a
  * time (kiln_vbatch_task_()). On a device backend (kiln_voice_set_backend())
- * the encoder, durations and expansion still run here, per sequence, and
- * the flow and decoder of the whole batch run as one ragged batch in
- * models/voice/vits_dev.c. Text in, joined audio out: models/voice/speak.c.
+ * the whole batch runs as one ragged batch of kernel ops instead
+ * (models/voice/vits_dev.c). Text in, joined audio out: models/voice/speak.c.
  */
 #include <math.h>
 #include <pthread.h>
@@ -41,12 +40,6 @@ kiln_voice_params_t kiln_voice_default_params(void) {
 
 /* ---- noise: xoshiro256** seeded by splitmix64, Box-Muller */
 
-typedef struct kiln_vrng_s {
-    uint64_t s[4];
-    int has_spare;
-    float spare;
-} kiln_vrng_t;
-
 static uint64_t kiln_vsplitmix_(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -54,7 +47,7 @@ static uint64_t kiln_vsplitmix_(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-static void kiln_vrng_seed_(kiln_vrng_t *r, uint64_t seed) {
+void kiln_vrng_seed_(kiln_vrng_t *r, uint64_t seed) {
     for (int i = 0; i < 4; i++)
         r->s[i] = kiln_vsplitmix_(&seed);
     r->has_spare = 0;
@@ -73,7 +66,7 @@ static uint64_t kiln_vrng_next_(kiln_vrng_t *r) {
     return res;
 }
 
-static float kiln_vrng_normal_(kiln_vrng_t *r) {
+float kiln_vrng_normal_(kiln_vrng_t *r) {
     if (r->has_spare) {
         r->has_spare = 0;
         return r->spare;
@@ -190,8 +183,8 @@ static int kiln_vdurations_(const kiln_voice_t *v, const float *x, int T, float 
             float *p = pr + (size_t)t * NP;
             for (int i = 0; i < 2 * bins; i++)
                 p[i] *= inv_sqrt_fc;
-            z[2 * t + 1] = kiln_vrq_spline_inverse_(z[2 * t + 1], p, p + bins, p + 2 * bins, bins,
-                                                    hp->dp_tail_bound);
+            z[2 * t + 1] = kiln_rq_spline_inverse(z[2 * t + 1], p, p + bins, p + 2 * bins,
+                                                 bins, hp->dp_tail_bound);
         }
     }
     for (int t = 0; t < T; t++) { /* Flip, then ElementwiseAffine reversed */
@@ -388,15 +381,10 @@ int kiln_voice_durations_(kiln_voice_t *v, const int *ids, int T, float noise_w,
     return rc;
 }
 
-/*
- * One sequence: ids -> out (raw model output and durations). With \p zp
- * (the device path) it stops after the expansion: *zp gets z [F, inter]
- * and out->pcm the (unwritten) room for F * hop samples, for
- * kiln_vdev_flow_decode_() to fill.
- */
+/* One sequence: ids -> out (raw model output and durations). */
 static kiln_err_t kiln_vsynth_one_(kiln_voice_t *v, const int *ids, int T, float noise_scale,
                                    float length_scale, float noise_w, kiln_vrng_t *rng,
-                                   kiln_voice_audio_t *out, float **zp) {
+                                   kiln_voice_audio_t *out) {
     const kiln_vhparams_t *hp = &v->hp;
     int C = hp->hidden, IC = hp->inter, hop = kiln_voice_hop_length(v);
     kiln_err_t err = KILN_ERR__NOMEM;
@@ -432,12 +420,8 @@ static kiln_err_t kiln_vsynth_one_(kiln_voice_t *v, const int *ids, int T, float
     }
     if (f == 0) /* every duration 0: one silent frame, as the export's clamp */
         memset(z, 0, (size_t)IC * sizeof(float));
-    if (zp) {
-        *zp = z;
-        z = NULL;
-    } else if (kiln_vflow_reverse_(v, z, (int)F) || kiln_vdecode_(v, z, (int)F, pcm)) {
+    if (kiln_vflow_reverse_(v, z, (int)F) || kiln_vdecode_(v, z, (int)F, pcm))
         goto fail; /* the ops' scratch failures: kiln_kernels_take_error() after the batch */
-    }
     free(x);
     free(stats);
     free(z);
@@ -470,8 +454,6 @@ typedef struct kiln_vbatch_s {
     float ns, ls, nw;
     uint64_t seed;
     kiln_voice_audio_t *out;
-    int B;
-    float **z;           /* device path: each sequence's z, for kiln_vdev_flow_decode_() */
     int *order;          /* sequences by decreasing length */
     _Atomic int err;     /* first failure, KILN_OK if none */
 } kiln_vbatch_t;
@@ -492,7 +474,7 @@ static void kiln_vbatch_task_(void *ctx, int task, int thread) {
         return;
     kiln_vrng_seed_(&rng, j->seed + (uint64_t)b * 0x9e3779b9ull);
     kiln_err_t err = kiln_vsynth_one_(j->v, j->ids[b], j->n_ids[b], j->ns, j->ls, j->nw, &rng,
-                                      &j->out[b], j->z ? &j->z[b] : NULL);
+                                      &j->out[b]);
     if (err) {
         int ok = KILN_OK;
         atomic_compare_exchange_strong(&j->err, &ok, (int)err);
@@ -527,35 +509,6 @@ static void kiln_vdirect_prepare_(kiln_voice_t *v) {
     pthread_mutex_unlock(&mu);
 }
 
-/*
- * The device half of a batch (v->dev): every sequence's z, in order of
- * decreasing length (so a sub-batch holds sequences of similar length),
- * through kiln_vdev_flow_decode_() into out[b].pcm.
- */
-static kiln_err_t kiln_vdev_synth_(kiln_voice_t *v, const kiln_vbatch_t *j, size_t max_samples) {
-    int B = j->B;
-    float **z = malloc((size_t)B * sizeof(float *)), **pcm = malloc((size_t)B * sizeof(float *));
-    int *F = malloc((size_t)B * sizeof(int));
-    kiln_err_t err = KILN_OK;
-    if (!z || !pcm || !F) {
-        err = KILN_ERR__NOMEM;
-    } else {
-        int hop = kiln_voice_hop_length(v);
-        for (int i = 0; i < B; i++) {
-            int b = j->order[i];
-            z[i] = j->z[b];
-            pcm[i] = j->out[b].pcm;
-            F[i] = (int)(j->out[b].n_samples / (size_t)hop);
-        }
-        if (kiln_vdev_flow_decode_(v, z, F, B, max_samples ? max_samples : (size_t)1 << 22, pcm))
-            err = KILN_ERR__NOMEM;
-    }
-    free(z);
-    free(pcm);
-    free(F);
-    return err;
-}
-
 kiln_err_t kiln_voice_synth_ids(kiln_voice_t *v, const int *const *ids, const int *n_ids, int B,
                                 const kiln_voice_params_t *p, kiln_voice_audio_t *out,
                                 char *errstr, size_t errstr_size) {
@@ -577,7 +530,7 @@ kiln_err_t kiln_voice_synth_ids(kiln_voice_t *v, const int *const *ids, const in
                 return KILN_ERR__INVALID_ARG;
             }
     }
-    kiln_vbatch_t job = {.v = v, .ids = ids, .n_ids = n_ids, .B = B, .ns = ns, .ls = ls, .nw = nw,
+    kiln_vbatch_t job = {.v = v, .ids = ids, .n_ids = n_ids, .ns = ns, .ls = ls, .nw = nw,
                          .seed = p->seed, .out = out, .order = malloc((size_t)B * sizeof(int)),
                          .err = KILN_OK};
     if (!job.order) {
@@ -592,23 +545,19 @@ kiln_err_t kiln_voice_synth_ids(kiln_voice_t *v, const int *const *ids, const in
     qsort_r(job.order, (size_t)B, sizeof(int), kiln_vbatch_cmp_, (void *)n_ids);
     kiln_vdirect_prepare_(v);
     kiln_kernels_take_error();
-    if (v->dev && !(job.z = calloc((size_t)B, sizeof(float *))))
-        job.err = KILN_ERR__NOMEM;
-    if (job.err)
-        ;
+    if (v->dev) /* the whole batch on the device backend (vits_dev.c) */
+        job.err = kiln_vdev_synth_(v, ids, n_ids, B, job.order, ns, ls, nw, p->seed,
+                                   p->device_batch_samples ? p->device_batch_samples
+                                                           : (size_t)1 << 22,
+                                   out);
     else if (B > 1 && kiln_kernels_threads() > 1)
         kiln_parallel_for(B, kiln_vbatch_task_, &job);
     else
         for (int b = 0; b < B; b++)
             kiln_vbatch_task_(&job, b, 0);
     kiln_err_t err = job.err;
-    if (!err && job.z)
-        err = kiln_vdev_synth_(v, &job, p->device_batch_samples);
     if (!err && kiln_kernels_take_error())
         err = KILN_ERR__NOMEM;
-    for (int b = 0; job.z && b < B; b++)
-        free(job.z[b]);
-    free(job.z);
     free(job.order);
     if (err) {
         for (int b = 0; b < B; b++)

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kiln/err.h"
 #include "kiln/voice.h"
 
 #define KILN_VOICE_MAX_LAYERS 16
@@ -165,15 +166,17 @@ void kiln_vleaky_(float *out, const float *x, size_t n, float slope);
 void kiln_vrel_attention_(float *out, const float *qkv, const float *rel_k, const float *rel_v,
                           int T, int H, int D, int W);
 
-/**
- * Inverse of the rational-quadratic spline with linear tails (neural spline
- * flows, as the VITS duration predictor uses it) for one value.
- * uw, uh [bins]; ud [bins - 1] (unnormalised widths, heights, derivatives).
- */
-float kiln_vrq_spline_inverse_(float x, const float *uw, const float *uh, const float *ud,
-                               int bins, float tail_bound);
-
 /* ---- model (models/voice/vits.c) */
+
+/* the noise: xoshiro256** seeded by splitmix64, normals by Box-Muller */
+typedef struct kiln_vrng_s {
+    uint64_t s[4];
+    int has_spare;
+    float spare;
+} kiln_vrng_t;
+void kiln_vrng_seed_(kiln_vrng_t *r, uint64_t seed);
+float kiln_vrng_normal_(kiln_vrng_t *r);
+
 /**
  * Text encoder and duration predictor only: frames per id of ids[T] into
  * dur[T] (what the full pass would use with the same noise_w, length_scale
@@ -186,13 +189,17 @@ int kiln_voice_durations_(kiln_voice_t *v, const int *ids, int T, float noise_w,
 typedef struct kiln_vdev_s kiln_vdev_t;
 
 /**
- * Flow (reverse) and decoder of B sequences on v->dev's backend: z[b] is
- * [F[b], inter] on the host, pcm[b] receives F[b] * hop samples. Runs in
- * sub-batches of at most \p max_samples output samples (one sequence at
- * least). @returns 0, -1 when the backend's memory runs out.
+ * B sequences through the whole model on v->dev's backend (models/voice/
+ * vits_dev.c): out[b] gets what kiln_vsynth_one_() would give sequence b
+ * with the generator seeded at seed + b * 0x9e3779b9 (same durations, the
+ * audio to float rounding). order lists the sequences longest first; the
+ * flow and decoder run in sub-batches of at most \p max_samples output
+ * samples in that order. @returns KILN_OK, KILN_ERR__NOMEM (host or device
+ * memory); on failure out[] may hold partial buffers (the caller clears).
  */
-int kiln_vdev_flow_decode_(kiln_voice_t *v, float *const *z, const int *F, int B,
-                           size_t max_samples, float *const *pcm);
+kiln_err_t kiln_vdev_synth_(kiln_voice_t *v, const int *const *ids, const int *n_ids, int B,
+                            const int *order, float ns, float ls, float nw, uint64_t seed,
+                            size_t max_samples, kiln_voice_audio_t *out);
 
 /** Frees a device copy (NULL is fine). */
 void kiln_vdev_free_(kiln_vdev_t *d);
