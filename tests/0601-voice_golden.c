@@ -31,6 +31,7 @@
 #include "kiln/voice.h"
 #include "models/voice/voice_int.h"
 #include "tests/test.h"
+#include "tests/voice_test_util.h"
 
 #define GOLDEN "tests/golden/"
 #define MAX_IDS 4096
@@ -123,11 +124,8 @@ static int known_diff_(int line, int sent) {
 }
 
 int main(void) {
-    const char *vp = getenv("KILN_VOICE") ? getenv("KILN_VOICE")
-                                          : "var/models/voices/en_US-joe-medium";
+    const char *vp = voice_test_path();
     char err[512];
-    if (access(vp, R_OK))
-        TEST_SKIP("voice %s not fetched (make voices)", vp);
     kiln_voice_t *v = kiln_voice_load(vp, err, sizeof(err));
     SUB_TEST("load the voice");
     TEST_ASSERT(v != NULL, "%s", err);

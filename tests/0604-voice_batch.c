@@ -24,8 +24,9 @@
 #include "kiln/kernels.h"
 #include "kiln/voice.h"
 #include "tests/test.h"
+#include "tests/voice_test_util.h"
 
-#define NS 5
+#define NS VOICE_TEST_SENTENCES
 
 /* @returns max |x[i] - ref[i]| over n samples */
 static double max_diff_(const float *x, const float *ref, size_t n) {
@@ -60,20 +61,9 @@ static void check_alone_(kiln_voice_t *v, const kiln_voice_text_t *tx, int b,
 }
 
 int main(void) {
-    const char *vp = getenv("KILN_VOICE") ? getenv("KILN_VOICE")
-                                          : "var/models/voices/en_US-joe-medium";
     char err[512];
-    if (access(vp, R_OK))
-        TEST_SKIP("voice %s not fetched (make voices)", vp);
-    kiln_voice_t *v = kiln_voice_load(vp, err, sizeof(err));
-    TEST_ASSERT(v != NULL, "%s", err);
     kiln_voice_text_t tx;
-    TEST_ASSERT(kiln_voice_phonemize(v,
-                                     "Hello, world! How are you today? The quick brown fox "
-                                     "jumps over the lazy dog. Why? It was the best of times.",
-                                     &tx, err, sizeof(err)) == KILN_OK,
-                "%s", err);
-    TEST_ASSERT(tx.n == NS, "%d sentences, expected %d", tx.n, NS);
+    kiln_voice_t *v = voice_test_load_text(&tx);
 
     SUB_TEST("a batch on 2 threads = each sentence alone (2 threads, 1 thread)");
     const int *ids[NS];

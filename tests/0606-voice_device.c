@@ -36,8 +36,9 @@
 #include "kiln/kernels.h"
 #include "kiln/voice.h"
 #include "tests/test.h"
+#include "tests/voice_test_util.h"
 
-#define NS 5
+#define NS VOICE_TEST_SENTENCES
 
 /* @returns the SNR of x against ref in dB (infinite when equal). */
 static double snr_db_(const float *x, const float *ref, size_t n) {
@@ -84,20 +85,9 @@ static void compare_(const char *what, const kiln_voice_audio_t *a, const kiln_v
 }
 
 int main(void) {
-    const char *vp = getenv("KILN_VOICE") ? getenv("KILN_VOICE")
-                                          : "var/models/voices/en_US-joe-medium";
     char err[512];
-    if (access(vp, R_OK))
-        TEST_SKIP("voice %s not fetched (make voices)", vp);
-    kiln_voice_t *v = kiln_voice_load(vp, err, sizeof(err));
-    TEST_ASSERT(v != NULL, "%s", err);
     kiln_voice_text_t tx;
-    TEST_ASSERT(kiln_voice_phonemize(v,
-                                     "Hello, world! How are you today? The quick brown fox "
-                                     "jumps over the lazy dog. Why? It was the best of times.",
-                                     &tx, err, sizeof(err)) == KILN_OK,
-                "%s", err);
-    TEST_ASSERT(tx.n == NS, "%d sentences, expected %d", tx.n, NS);
+    kiln_voice_t *v = voice_test_load_text(&tx);
     const int *ids[NS];
     int n_ids[NS];
     for (int b = 0; b < NS; b++) {
