@@ -5,7 +5,8 @@
  * Without a CUDA table (a CPU-only build, or no GPU; the reason is
  * printed) it runs part 1 on the tiny shape and part 2 with the "ref"
  * table as the device: "ref" takes the model's device path (weights
- * mirrored, mel uploaded, logits downloaded, every copy a kernel-table op),
+ * mirrored, log-mel by the backend's power_spectrum and logmel ops, mel
+ * uploaded, logits downloaded, every copy a kernel-table op),
  * so that path is checked on every machine, fp32 only.
  *
  *  1. random weights, tiny's shape (4+4 layers, width 384, 80 mels) and
