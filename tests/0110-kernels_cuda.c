@@ -18,7 +18,10 @@
  *          copy2d, transpose): exact; and the ragged-batch ops im2col,
  *          col2im, act (leaky) and axpby: the CPU's float operations in its
  *          order, no FMA, so exact too;
- *   1e-10  and max abs diff <= 1e-6: act (tanh) and gate (tanhf/expf).
+ *   1e-10  and max abs diff <= 1e-6: act (tanh) and gate (tanhf/expf);
+ *   1e-10  the VITS text ops: rel_attention (another summation order, an
+ *          online softmax over key chunks), dwconv and spline_inv (also max
+ *          abs diff <= 1e-5 and 1e-4: FMA contraction); expand 1e-12.
  * Each output buffer has 64 sentinel floats before and after it that must
  * come back untouched (overflow check). On a mismatch the first values are
  * printed. The shapes cover several blocks and ragged edges (the kernels
@@ -434,6 +437,160 @@ static void test_ragged(void) {
     G->free(doff);
 }
 
+/* n floats of a normal distribution of deviation \p sigma (Box-Muller on frand) */
+static float *rnd_normal(size_t n, float sigma) {
+    float *p = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        double u = 0.5 * (frand() + 1.0) + 1e-12, v = 0.5 * (frand() + 1.0);
+        p[i] = sigma * (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
+    }
+    return p;
+}
+
+/* rel_attention on one ragged batch: lengths len[0..B-1], H heads of D, window W */
+static void check_rel_attention(const int *len, int B, int H, int D, int W, const char *name) {
+    int *off = malloc(sizeof(int) * (B + 1));
+    offsets(off, len, B, 1);
+    const int N = off[B], C = H * D;
+    size_t nq = (size_t)N * 3 * C, n = (size_t)N * C;
+    /* scores of deviation ~3: a peaked softmax, so a wrong key or window shows */
+    float *qkv = rnd(nq, 3), *ek = rnd((size_t)(2 * W + 1) * D, 3);
+    float *ev = rnd((size_t)(2 * W + 1) * D, 3), *r = malloc(sizeof(float) * n);
+    R->rel_attention(r, qkv, ek, ev, off, B, N, H, D, W);
+    float *dq = up(qkv, nq), *dek = up(ek, (size_t)(2 * W + 1) * D);
+    float *dev = up(ev, (size_t)(2 * W + 1) * D), *d = out_buf(n);
+    int *doff = up_bytes(off, sizeof(int) * (B + 1));
+    G->rel_attention(d, dq, dek, dev, doff, B, N, H, D, W);
+    TIME(name, G->rel_attention(d, dq, dek, dev, doff, B, N, H, D, W));
+    float *o = down(d, n, name);
+    cmp(name, o, r, n, 1e-10);
+    G->free(dq); G->free(dek); G->free(dev); G->free(doff);
+    free(off); free(qkv); free(ek); free(ev); free(r); free(o);
+}
+
+/*
+ * The text-side ops of a VITS voice (kernels/cuda/voice_text.cu) at the
+ * joe voice's shapes (C 192 = 2 heads x 96, window 4, 10 spline bins).
+ * Tolerances:
+ *   rel_attention  NMSE <= 1e-10: expf within 2 ulp, dot products and the
+ *                  softmax sums in another order (an online softmax over
+ *                  chunks of KILN_RA_CHUNK = 4096 keys: the 4500-row
+ *                  sequence takes two chunks; D 400 takes all four
+ *                  accumulators of a thread, d = tid + 128 k). At 4500
+ *                  keys the fp32 reference is itself 1.3e-11 from a double
+ *                  evaluation (averaging cancels), and the kernel run on
+ *                  the CPU (no FMA) 1.7e-11 from the reference;
+ *   dwconv         max abs diff <= 1e-5: the GPU contracts a += w * x into
+ *                  an FMA, the x86 reference rounds the product first;
+ *   spline_inv     max abs diff <= 1e-4 and NMSE <= 1e-10 (expf/logf/
+ *                  log1pf and FMAs; the bin search may pick the neighbour
+ *                  at an edge, where the spline is continuous);
+ *   expand         NMSE <= 1e-12 (expf within 2 ulp, one FMA).
+ */
+static void test_voice_text(void) {
+    char name[128];
+
+    SUB_TEST("rel_attention: B=3 (37, 1, 300), (4500, 5) two chunks, D 96 and 400, W 4");
+    {
+        const int l3[3] = {37, 1, 300}, l2[2] = {4500, 5}, l1[2] = {50, 3};
+        check_rel_attention(l3, 3, 2, 96, 4, "rel_attention (37, 1, 300) H2 D96 W4");
+        check_rel_attention(l2, 2, 2, 96, 4, "rel_attention (4500, 5) H2 D96 W4");
+        check_rel_attention(l1, 2, 1, 400, 2, "rel_attention (50, 3) H1 D400 W2");
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST("dwconv: B=3 (700, 1, 333), C 192/33, K 3, dil 1/3/9, bias and none");
+    {
+        const int len[3] = {700, 1, 333}, B = 3, Cs[2] = {192, 33}, dils[3] = {1, 3, 9}, K = 3;
+        int off[4];
+        offsets(off, len, B, 1);
+        const int N = off[B];
+        int *doff = up_bytes(off, sizeof(off));
+        for (int ci = 0; ci < 2; ci++) {
+            const int C = Cs[ci];
+            size_t n = (size_t)N * C;
+            float *x = rnd(n, 1), *w = rnd((size_t)C * K, 1), *b = rnd(C, 1);
+            float *r = malloc(sizeof(float) * n);
+            float *dx = up(x, n), *dw = up(w, (size_t)C * K), *db = up(b, C);
+            for (int di = 0; di < 3; di++)
+                for (int wb = 0; wb <= 1; wb++) {
+                    snprintf(name, sizeof(name), "dwconv C%d K%d dil%d%s", C, K, dils[di],
+                             wb ? " bias" : "");
+                    R->dwconv(r, x, w, wb ? b : NULL, off, B, N, C, K, dils[di]);
+                    float *d = out_buf(n);
+                    G->dwconv(d, dx, dw, wb ? db : NULL, doff, B, N, C, K, dils[di]);
+                    if (ci == 0 && di == 0 && wb)
+                        TIME(name, G->dwconv(d, dx, dw, db, doff, B, N, C, K, dils[di]));
+                    float *o = down(d, n, name);
+                    cmp(name, o, r, n, 1e-10);
+                    double m = max_abs(o, r, n);
+                    TEST_CHECK(m <= 1e-5, "%s: max abs diff %.3g > 1e-5", name, m);
+                    printf("# %-40s max abs diff %.3g\n", name, m);
+                    free(o);
+                }
+            G->free(dx); G->free(dw); G->free(db);
+            free(x); free(w); free(b); free(r);
+        }
+        G->free(doff);
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST("spline_inv: 1000 rows, 10 bins, tail 5, x in [-6, 6] (tails: identity)");
+    {
+        const int N = 1000, bins = 10, ldp = 3 * bins - 1 + 2; /* 2 unused floats a row */
+        const float tail = 5.0f, scale = 1.0f / sqrtf(192.0f);
+        float *p = rnd_normal((size_t)N * ldp, 2.0f), *x = rnd(N, 6);
+        float *r = malloc(sizeof(float) * N);
+        int outside = 0;
+        for (int i = 0; i < N; i++)
+            outside += x[i] < -tail || x[i] > tail;
+        memcpy(r, x, sizeof(float) * N);
+        R->spline_inv(r, p, ldp, N, bins, tail, scale);
+        float *dp = up(p, (size_t)N * ldp), *d = out_buf(N);
+        G->upload(d, x, sizeof(float) * N);
+        G->spline_inv(d, dp, ldp, N, bins, tail, scale);
+        float *o = down(d, N, "spline_inv");
+        cmp("spline_inv 1000 rows 10 bins", o, r, N, 1e-10);
+        double m = max_abs(o, r, N);
+        TEST_CHECK(m <= 1e-4, "spline_inv: max abs diff %.3g > 1e-4", m);
+        int moved = 0;
+        for (int i = 0; i < N; i++)
+            moved += r[i] != x[i];
+        TEST_CHECK(outside > 0 && moved > N / 2, "spline_inv: %d outside the tails, %d moved",
+                   outside, moved);
+        printf("# spline_inv max abs diff %.3g (%d of %d in the tails)\n", m, outside, N);
+        d = out_buf(N);
+        G->upload(d, x, sizeof(float) * N); /* in place: the calls go on from there */
+        TIME("spline_inv 1000 rows 10 bins", G->spline_inv(d, dp, ldp, N, bins, tail, scale));
+        G->free(d - GUARD);
+        G->free(dp);
+        free(p); free(x); free(r); free(o);
+    }
+    SUB_TEST_PASS();
+
+    SUB_TEST("expand: 500 frames, C 192, 80 id rows, scale 0.667");
+    {
+        const int N = 500, C = 192, ids = 80;
+        const float scale = 0.667f;
+        float *stats = rnd((size_t)ids * 2 * C, 1), *z = rnd_normal((size_t)N * C, 1.0f);
+        float *r = malloc(sizeof(float) * N * C);
+        int *idx = malloc(sizeof(int) * N);
+        for (int i = 0; i < N; i++)
+            idx[i] = (int)((frand() + 1.0f) * 0.5f * ids) % ids;
+        R->expand(r, stats, idx, z, N, C, scale);
+        float *ds = up(stats, (size_t)ids * 2 * C), *dz = up(z, (size_t)N * C);
+        int *didx = up_bytes(idx, sizeof(int) * N);
+        float *d = out_buf((size_t)N * C);
+        G->expand(d, ds, didx, dz, N, C, scale);
+        TIME("expand 500 x 192", G->expand(d, ds, didx, dz, N, C, scale));
+        float *o = down(d, (size_t)N * C, "expand");
+        cmp("expand 500 x 192", o, r, (size_t)N * C, 1e-12);
+        G->free(ds); G->free(dz); G->free(didx);
+        free(stats); free(z); free(r); free(idx); free(o);
+    }
+    SUB_TEST_PASS();
+}
+
 /*
  * KILN_CUDA_TIMING=1 only: the ragged ops at a decoder's batch size (200
  * sequences, 100k rows; im2col C 192 K 7, col2im s8 K16 OC 96, act/gate/
@@ -673,6 +830,7 @@ int main(void) {
 
     test_copy_ops();
     test_ragged();
+    test_voice_text();
     if (timing)
         time_ragged_large();
     return TEST_DONE();

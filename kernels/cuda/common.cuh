@@ -40,6 +40,22 @@ static inline int kiln_cublas_check_(cublasStatus_t s, const char *call, const c
 
 static inline unsigned kiln_ceil_div(size_t a, size_t b) { return (unsigned)((a + b - 1) / b); }
 
+// @returns the sequence b whose rows [off[b], off[b + 1]) hold row r of a
+// ragged batch (the last such b when sequences are empty, as the CPU's
+// kiln_ragged_seq_()): binary search over off[0..B], a device array that
+// the kernel only reads.
+__device__ static inline int kiln_cuda_ragged_seq(const int *off, int B, int r) {
+    int lo = 0, hi = B - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (__ldg(off + mid) <= r)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
 // The backend's context (kernels/cuda/register.cu).
 typedef struct kiln_cuda_ctx_s {
     cudaStream_t stream;

@@ -60,19 +60,6 @@ __device__ static inline float4 kiln_rg_gate_(float4 a, float4 g) {
                        kiln_rg_gate_(a.w, g.w));
 }
 
-// @returns the sequence whose rows [off[b], off[b+1]) hold row r (as the CPU's).
-__device__ static inline int kiln_rg_seq_(const int *off, int B, int r) {
-    int lo = 0, hi = B - 1;
-    while (lo < hi) {
-        int mid = (lo + hi + 1) / 2;
-        if (__ldg(off + mid) <= r)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return lo;
-}
-
 // ----------------------------------------------------------------------------
 // kernels. A block-chunked kernel walks the elements [e0, e0 + KILN_RG_CHUNK)
 // of an [rows, W] output (W in elements of T): its first element's row and
@@ -90,7 +77,7 @@ __global__ static void kiln_im2col_kernel_(T *out, const T *inp, const int *off,
         unsigned t = c0 + l, di = t / W, col = t - di * W, k = col / Cv, c = col - k * Cv;
         int r = r0 + i0 + (int)di;
         if (r < lo || r >= hi) {
-            int b = kiln_rg_seq_(off, B, r);
+            int b = kiln_cuda_ragged_seq(off, B, r);
             lo = __ldg(off + b);
             hi = __ldg(off + b + 1);
         }
@@ -116,7 +103,7 @@ __global__ static void kiln_col2im_kernel_(T *out, const T *y, const T *bias, co
         unsigned t = c0 + l, d = t / (unsigned)OCv, c = t - d * (unsigned)OCv;
         int o = o0 + (int)d;
         if (o < lo || o >= hi) {
-            int b = kiln_rg_seq_(out_off, B, o);
+            int b = kiln_cuda_ragged_seq(out_off, B, o);
             lo = __ldg(out_off + b);
             hi = __ldg(out_off + b + 1);
             in0 = __ldg(in_off + b);

@@ -9,7 +9,7 @@
 //                  softmax online across chunks (one chunk for sentences up
 //                  to 4096 ids), output accumulated per head dimension
 //   dwconv         one thread per (row, channel); the row's sequence by
-//                  binary search over the offsets
+//                  binary search over the offsets (kiln_cuda_ragged_seq)
 //   spline_inv     one thread per row: the CPU's scalar code, in fp32
 //   expand         one thread per (frame, channel)
 #include <cuda_runtime.h>
@@ -22,19 +22,6 @@
 #define KILN_RA_CHUNK 4096
 #define KILN_VT_BLOCK 256
 #define KILN_VT_MAX_BINS 32
-
-// @returns the sequence whose rows [off[b], off[b+1]) hold row r.
-__device__ static int kiln_vt_seq_(const int *off, int B, int r) {
-    int lo = 0, hi = B - 1;
-    while (lo < hi) {
-        int mid = (lo + hi + 1) / 2;
-        if (off[mid] <= r)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return lo;
-}
 
 // block-wide max / sum of v over KILN_RA_THREADS threads (red: 32 floats)
 __device__ static float kiln_vt_block_max_(float v, float *red) {
@@ -71,7 +58,7 @@ __global__ static void kiln_rel_attention_kernel_(float *out, const float *qkv,
     __shared__ float red[32];
     float *q = sh, *s = sh + D;
     const int i = blockIdx.x, h = blockIdx.y, C = H * D, ld = 3 * C;
-    const int b = kiln_vt_seq_(off, B, i), o0 = off[b], T = off[b + 1] - o0, il = i - o0;
+    const int b = kiln_cuda_ragged_seq(off, B, i), o0 = off[b], T = off[b + 1] - o0, il = i - o0;
     const float scale = 1.0f / sqrtf((float)D);
     for (int d = threadIdx.x; d < D; d += blockDim.x)
         q[d] = qkv[(size_t)i * ld + h * D + d] * scale;
@@ -143,7 +130,7 @@ __global__ static void kiln_dwconv_kernel_(float *out, const float *inp, const f
     const int pad = dil * (K - 1) / 2;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n;
          e += (size_t)gridDim.x * blockDim.x) {
-        const int r = (int)(e / C), c = (int)(e % C), q = kiln_vt_seq_(off, B, r);
+        const int r = (int)(e / C), c = (int)(e % C), q = kiln_cuda_ragged_seq(off, B, r);
         float a = bias ? bias[c] : 0.0f;
         for (int k = 0; k < K; k++) {
             const int src = r + k * dil - pad;
@@ -230,7 +217,7 @@ static unsigned kiln_vt_grid_(size_t n) {
 extern "C" void kiln_rel_attention_cuda(float *out, const float *qkv, const float *rel_k,
                                         const float *rel_v, const int *off, int B, int N, int H,
                                         int D, int W, cudaStream_t stream) {
-    if (N <= 0 || D > 4 * KILN_RA_THREADS) {
+    if (N <= 0 || H <= 0 || D > 4 * KILN_RA_THREADS) { // (the CPU does nothing for H 0)
         if (D > 4 * KILN_RA_THREADS)
             kiln_kernels_set_error_();
         return;
