@@ -127,7 +127,9 @@ const kiln_prop_t kiln_conf_table[] = {
      "Audio format of speak jobs that name none (params.format): wav, flac, ogg, opus, mp3."},
     {"speak.batch_max_ids", KILN_PROP_INT, "4096", 16, 10000000, W,
      "Phoneme ids per model call: the sentences of a batch's jobs go through the voice in "
-     "chunks of at most this many ids (bounds memory)."},
+     "chunks of at most this many ids (bounds memory). On speak.backend=cuda a call is one "
+     "ragged batch on the GPU: raise it (e.g. 65536) so that a call fills the GPU; device "
+     "memory stays bounded by speak.device_batch_samples."},
     {"speak.sentence_silence_ms", KILN_PROP_INT, "0", 0, 10000, W,
      "Silence after each sentence of a speak job, in milliseconds."},
     {"speak.backend", KILN_PROP_STR, "cpu", 0, 0, W,
