@@ -17,6 +17,8 @@
  *     differ with the row count);
  *   - sub-batches (device_batch_samples = 1: every sentence alone) give the
  *     same audio as one batch;
+ *   - deterministic mode (noise_scale = noise_w = 0; the device path then
+ *     draws no expansion noise): ref = cpu, SNR >= 60 dB, same durations;
  *   - set_backend errors: an unknown backend or precision is
  *     KILN_ERR__INVALID_ARG; "cuda" in a build without a GPU is
  *     KILN_ERR__UNSUPPORTED with the reason; and the voice stays usable;
@@ -58,11 +60,15 @@ static double max_diff_(const float *x, const float *ref, size_t n) {
 }
 
 /* Synthesises the batch on v's current backend into a[NS]. */
+static int deterministic; /* noise_scale = noise_w = 0 (Piper's parity settings) */
+
 static void synth_(kiln_voice_t *v, const int *const *ids, const int *n_ids, int B,
                    size_t dev_samples, kiln_voice_audio_t *a) {
     char err[256];
     kiln_voice_params_t p = kiln_voice_default_params();
     p.device_batch_samples = dev_samples;
+    if (deterministic)
+        p.noise_scale = p.noise_w = 0.0f;
     kiln_err_t e = kiln_voice_synth_ids(v, ids, n_ids, B, &p, a, err, sizeof(err));
     TEST_ASSERT(e == KILN_OK, "synthesis on %s: %s", kiln_voice_backend(v), err);
 }
@@ -126,6 +132,21 @@ int main(void) {
         TEST_CHECK(md <= 1e-5, "sentence %d: sub-batches differ from one batch by %g", b, md);
         kiln_voice_audio_clear(&part[b]);
     }
+    SUB_TEST_PASS();
+
+    SUB_TEST("deterministic mode (noise_scale = noise_w = 0, no noise drawn on ref) = cpu");
+    deterministic = 1;
+    TEST_ASSERT(kiln_voice_set_backend(v, "cpu", NULL, err, sizeof(err)) == KILN_OK, "%s", err);
+    synth_(v, ids, n_ids, NS, 0, part);
+    TEST_ASSERT(kiln_voice_set_backend(v, "ref", NULL, err, sizeof(err)) == KILN_OK, "%s", err);
+    kiln_voice_audio_t det[NS];
+    synth_(v, ids, n_ids, NS, 0, det);
+    compare_("deterministic, ref vs cpu", det, part, NS, 60.0);
+    for (int b = 0; b < NS; b++) {
+        kiln_voice_audio_clear(&part[b]);
+        kiln_voice_audio_clear(&det[b]);
+    }
+    deterministic = 0;
     SUB_TEST_PASS();
 
     SUB_TEST("set_backend: bad names and a missing GPU are errors, the voice stays usable");

@@ -74,7 +74,8 @@ enum {
 
 struct kiln_vdev_s {
     const kiln_kernels_t *kk;
-    char precision[8]; /* of the flow and decoder ("": the backend's) */
+    char precision[8]; /* of the flow and decoder (fp32 unless set_backend said), set by
+                        * each synthesis call: the backend's mode is process-wide */
     void **bufs;       /* the weights' allocations */
     int n_bufs, cap_bufs;
     /* text side */
@@ -566,6 +567,7 @@ typedef struct kiln_vdnoise_job_s {
     kiln_voice_audio_t *out;
     int *idx;
     float *noise;
+    int quiet; /* noise_scale 0: the noise is not drawn (the expansion is the last draw) */
 } kiln_vdnoise_job_t;
 
 /* Sequence order[i]'s frame ids and noise, in the CPU engine's order. */
@@ -583,8 +585,11 @@ static void kiln_vdnoise_task_(void *ctx, int i, int thread) {
         for (int k = 0; k < j->out[b].durations[t]; k++, f++) {
             j->idx[f] = q->row0 + t;
             float *r = j->noise + (size_t)f * IC;
-            for (int c = 0; c < IC; c++)
-                r[c] = kiln_vrng_normal_(&q->rng);
+            if (j->quiet) /* noise_scale 0: m + noise * e * 0 is m whatever the noise */
+                memset(r, 0, (size_t)IC * sizeof(float));
+            else
+                for (int c = 0; c < IC; c++)
+                    r[c] = kiln_vrng_normal_(&q->rng);
         }
 }
 
@@ -677,7 +682,8 @@ kiln_err_t kiln_vdev_synth_(kiln_voice_t *v, const int *const *ids, const int *n
         }
         if (!bad) {
             kiln_vdnoise_job_t nj = {.v = v, .sq = sq, .order = order + i0, .fpos = fpos,
-                                     .out = out, .idx = idx, .noise = noise};
+                                     .out = out, .idx = idx, .noise = noise,
+                                     .quiet = ns == 0.0f};
             kiln_parallel_for(i1 - i0, kiln_vdnoise_task_, &nj);
             bad = kiln_vdev_sub_(v, &r, F, zero, i1 - i0, idx, noise, ns, pcm);
         }
@@ -719,6 +725,8 @@ kiln_err_t kiln_voice_set_backend(kiln_voice_t *v, const char *backend, const ch
             snprintf(v->dev->precision, sizeof(v->dev->precision), "%s", precision);
         return KILN_OK;
     }
+    if (!precision || !*precision)
+        precision = "fp32";
     kiln_vdev_free_(v->dev);
     v->dev = NULL;
     if (kk->host_memory) /* the CPU engine of vits.c */
@@ -737,7 +745,7 @@ kiln_err_t kiln_voice_set_backend(kiln_voice_t *v, const char *backend, const ch
     kiln_kernels_lock(kk);
     v->dev = kiln_vdev_new_(v, kk);
     kiln_kernels_unlock(kk);
-    if (v->dev && precision && *precision)
+    if (v->dev)
         snprintf(v->dev->precision, sizeof(v->dev->precision), "%s", precision);
     if (!v->dev) {
         snprintf(errstr, errstr_size, "could not copy voice \"%s\" to backend \"%s\": out of "
