@@ -11,7 +11,11 @@
 # (normalised reference / hypothesis), and with --json one JSON object as
 # the last line.
 #
-#   bench/tts_wer.sh [--json] [--text FILE] [--voice DIR] [--model DIR] [--keep DIR [--score-only]]
+#   bench/tts_wer.sh [--json] [--text FILE] [--voice DIR] [--model DIR] [--seed N]
+#                    [--keep DIR [--score-only]]
+#
+# --seed N is kiln's noise seed (default 1: kiln speak's); Piper on
+# onnxruntime draws its own noise, unseeded, on every run.
 #
 # --keep DIR keeps the audio and transcripts in DIR; --score-only then scores
 # what an earlier run left there again (no synthesis, no transcription).
@@ -25,14 +29,16 @@ KILN=$(realpath "${KILN:-$root/build/kiln}")
 voice=$root/var/models/voices/en_US-joe-medium
 model=$root/var/models/whisper-tiny.en
 text=$root/tests/golden/voice_corpus.txt
-json=0; keep=; score_only=0
+json=0; keep=; score_only=0; seed=1
 while [ $# -gt 0 ]; do
   case $1 in
     --json) json=1;; --text) text=$2; shift;; --voice) voice=$2; shift;;
     --model) model=$2; shift;; --keep) keep=$2; shift;; --score-only) score_only=1;;
-    *) echo "usage: bench/tts_wer.sh [--json] [--text FILE] [--voice DIR] [--model DIR] [--keep DIR [--score-only]]" >&2; exit 2;;
+    --seed) seed=$2; shift;;
+    *) echo "usage: bench/tts_wer.sh [--json] [--text FILE] [--voice DIR] [--model DIR] [--seed N] [--keep DIR [--score-only]]" >&2; exit 2;;
   esac; shift
 done
+model=$(realpath "$model"); voice=$(realpath "$voice"); text=$(realpath "$text")
 py=$root/var/venv/bin/python
 "$py" -c 'import piper, jiwer' 2>/dev/null || { echo "bench/tts_wer.sh: piper-tts or jiwer missing in var/venv (make test-ref)" >&2; exit 1; }
 if [ -n "$keep" ]; then tmp=$keep; mkdir -p "$tmp"; else tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT; fi
@@ -45,7 +51,8 @@ while IFS= read -r line || [ -n "$line" ]; do
   i=$((i + 1)); f=$(printf 's%02d.wav' "$i")
   printf '%s\t%s\n' "$f" "$line" >> "$tmp/kiln/transcripts.tsv"
   printf '%s' "$line" > "$tmp/line.txt"
-  "$KILN" speak --voice "$voice" --text-file "$tmp/line.txt" -o "$tmp/kiln/$f" < /dev/null 2>/dev/null
+  "$KILN" speak --voice "$voice" --seed "$seed" --text-file "$tmp/line.txt" -o "$tmp/kiln/$f" \
+    < /dev/null 2>/dev/null
 done < "$text"
 cp "$tmp/kiln/transcripts.tsv" "$tmp/piper/transcripts.tsv"
 "$py" "$root/bench/tts_ort.py" --write "$tmp/piper" "$voice"/*.onnx "$tmp/piper/transcripts.tsv"
@@ -53,7 +60,7 @@ for side in kiln piper; do
   (cd "$tmp/$side" && "$KILN" transcribe --model "$model" --format json s*.wav > ../$side.json 2>/dev/null)
 done
 fi
-"$py" - "$root/bench/asr_wer.py" "$tmp" "$json" "$(basename "$model")" <<'PY'
+"$py" - "$root/bench/asr_wer.py" "$tmp" "$json" "$(basename "$model")" "$seed" <<'PY'
 import json, os, sys
 import importlib.util
 spec = importlib.util.spec_from_file_location("asr_wer", sys.argv[1])
@@ -65,7 +72,8 @@ refs = {}
 for l in open(os.path.join(tmp, "kiln", "transcripts.tsv"), encoding="utf-8"):
     f, t = l.rstrip("\n").split("\t", 1)
     refs[f] = t
-res = {"bench": "tts_wer", "sentences": len(refs), "asr": "kiln %s (beam 5)" % sys.argv[4]}
+res = {"bench": "tts_wer", "sentences": len(refs), "asr": "kiln %s (beam 5)" % sys.argv[4],
+       "kiln_seed": int(sys.argv[5])}
 for side in ("kiln", "piper"):
     hyp = {}
     for l in open(os.path.join(tmp, side + ".json"), encoding="utf-8"):
