@@ -133,10 +133,11 @@ kiln_whisper_model_t *kiln_whisper_model_load(const char *path, char *errstr,
  * precision). \p precision (NULL: the backend's current mode)
  * sets the matrix products' input rounding: "fp32", "tf32", "fp16" or
  * "bf16" (fp32 accumulation; the CPU has fp32 only).
- * The precision is the backend's setting, process-wide (the CUDA table
- * has one cuBLAS handle and one stream, not for concurrent use): calls on a
- * device backend take a process-wide lock, so concurrent calls (worker
- * slots) run one after the other.
+ * The backend's mode is process-wide (the CUDA table has one cuBLAS handle
+ * and one stream, not for concurrent use), so the model sets its precision
+ * again at the start of each call, under the process-wide lock that calls
+ * on a device backend take: concurrent calls (worker slots) run one after
+ * the other, and a voice on the same GPU keeps its own precision.
  * Not thread-safe: call it before the model is shared, or while no call
  * runs on it.
  * @returns KILN_OK; KILN_ERR__UNSUPPORTED with the reason in \p errstr when

@@ -262,6 +262,17 @@ oom:
 
 /* ---- backend: the one dispatch point ------------------------------------ */
 
+/*
+ * Takes the device lock of kk and sets the model's matmul precision on it:
+ * the backend's mode is process-wide, so each model sets its own for its
+ * calls (the voice does the same). kiln_kernels_unlock() ends it.
+ */
+static void kiln_w_dev_begin_(const kiln_whisper_model_t *m, const kiln_kernels_t *kk) {
+    kiln_kernels_lock(kk);
+    if (kk->set_precision && m->precision[0])
+        kk->set_precision(m->precision);
+}
+
 /* @returns the model's kernel table (the CPU's unless set_backend chose another). */
 static const kiln_kernels_t *kiln_w_kk_(const kiln_whisper_model_t *m) {
     return m->kk ? m->kk : kiln_kernels_get(KILN_BACKEND_CPU);
@@ -322,6 +333,8 @@ kiln_err_t kiln_whisper_model_set_backend(kiln_whisper_model_t *m, const char *b
     int prc = kiln_kernels_pick(backend, precision, &kk, &be, errstr, errstr_size);
     if (prc)
         return prc == -2 ? KILN_ERR__UNSUPPORTED : KILN_ERR__INVALID_ARG;
+    if (precision && *precision) /* set again at each call (kiln_w_dev_begin_()) */
+        snprintf(m->precision, sizeof(m->precision), "%s", precision);
     if (kk == kiln_w_kk_(m) && (m->wd || kk->host_memory))
         return KILN_OK; /* already there: only the precision changed */
     kiln_whisper_cache_free_(m); /* workspaces of the old backend */
@@ -484,7 +497,7 @@ kiln_err_t kiln_whisper_encode(const kiln_whisper_model_t *m, const float *mel, 
     const size_t n_mel = (size_t)hp->n_mels * KILN_W_FRAMES;
     const size_t n_out = (size_t)hp->n_audio_ctx * hp->n_audio_state;
     kiln_err_t err = KILN_OK;
-    kiln_kernels_lock(kk);
+    kiln_w_dev_begin_(m, kk);
     for (int b = 0; b < B && err == KILN_OK; b++) {
         if (kk->host_memory) { /* the caller's buffers are the backend's */
             err = kiln_w_encode1_(m, ws, mel + b * n_mel, out + b * n_out);
@@ -1762,7 +1775,7 @@ kiln_err_t kiln_whisper_transcribe(const kiln_whisper_model_t *m,
         S.rq[i].active = S.rq[i].content > 0;
     }
     double t0 = kiln_w_now_();
-    kiln_kernels_lock(S.d.kk);
+    kiln_w_dev_begin_(m, S.d.kk);
     err = kiln_w_session_(&S);
     kiln_kernels_unlock(S.d.kk);
     if (getenv("KILN_WHISPER_PROFILE"))

@@ -84,6 +84,7 @@ struct kiln_whisper_model_s {
      * else a mirror holding the backend's copies (dense layout only: no
      * packed weights), with dev_bufs its allocations */
     const kiln_kernels_t *kk;
+    char precision[8]; /* the matmul precision set_backend named ("": the backend's) */
     struct kiln_whisper_model_s *wd;
     void **dev_bufs;
     int n_dev_bufs;
