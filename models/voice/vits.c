@@ -543,7 +543,8 @@ kiln_err_t kiln_voice_synth_ids(kiln_voice_t *v, const int *const *ids, const in
     }
     /* longest first, so that the last task to start is a short one */
     qsort_r(job.order, (size_t)B, sizeof(int), kiln_vbatch_cmp_, (void *)n_ids);
-    kiln_vdirect_prepare_(v);
+    if (!v->dev) /* the CPU engine's weight copies; the device path has its own */
+        kiln_vdirect_prepare_(v);
     kiln_kernels_take_error();
     if (v->dev) /* the whole batch on the device backend (vits_dev.c) */
         job.err = kiln_vdev_synth_(v, ids, n_ids, B, job.order, ns, ls, nw, p->seed,

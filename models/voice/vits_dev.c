@@ -316,8 +316,8 @@ static void kiln_vddds_(const kiln_vdrun_t *r, const kiln_vdlv_t *lv, const kiln
  * The text side on the ids of level lv (uploaded at d->ws[KILN_VW_IDS]):
  * stats [N, 2 * inter] stays at d->ws[KILN_VW_STATS]; the duration
  * predictor's output before its final affine (one float per id) is
- * downloaded into w_out. dp_noise is [N, 2] on the host (the two noise
- * channels, already times noise_w). @returns 0, -1 on OOM.
+ * downloaded into w_out. dp_noise is [2, N] on the host (the two noise
+ * channels, one after the other, already times noise_w). @returns 0, -1 on OOM.
  */
 static int kiln_vdtext_(const kiln_voice_t *v, const kiln_vdrun_t *r, const kiln_vdlv_t *lv,
                         const float *dp_noise, float *w_out) {
@@ -334,11 +334,8 @@ static int kiln_vdtext_(const kiln_voice_t *v, const kiln_vdrun_t *r, const kiln
     float *g = kiln_vdev_ws_(d, KILN_VW_DG, nf), *dy = kiln_vdev_ws_(d, KILN_VW_DY, nf);
     float *dy2 = kiln_vdev_ws_(d, KILN_VW_DY2, nf), *pr = kiln_vdev_ws_(d, KILN_VW_PR, (size_t)N * NP);
     float *c0 = kiln_vdev_ws_(d, KILN_VW_C0, (size_t)N), *c1 = kiln_vdev_ws_(d, KILN_VW_C1, (size_t)N);
-    float *tmp = malloc((size_t)N * 2 * sizeof(float));
-    if (!x || !qkv || !att || !y || !h || !stats || !g || !dy || !dy2 || !pr || !c0 || !c1 || !tmp) {
-        free(tmp);
+    if (!x || !qkv || !att || !y || !h || !stats || !g || !dy || !dy2 || !pr || !c0 || !c1)
         return -1;
-    }
     /* encoder */
     kk->gather_rows(x, d->emb, (const int *)d->ws[KILN_VW_IDS], N, C);
     kk->axpby(x, sqrtf((float)C), x, 0.0f, x, nc);
@@ -362,12 +359,8 @@ static int kiln_vdtext_(const kiln_voice_t *v, const kiln_vdrun_t *r, const kiln
     kk->matmul(h, x, d->dp_pre.w, d->dp_pre.b, N, C, FC);
     kiln_vddds_(r, lv, &d->dp_dds, &v->dp_dds, h, NULL, FC, hp->dp_kernel, dy, dy2);
     kk->matmul(g, h, d->dp_proj.w, d->dp_proj.b, N, FC, FC);
-    for (int i = 0; i < N; i++) { /* the two noise channels as two vectors */
-        tmp[i] = dp_noise[2 * i];
-        tmp[N + i] = dp_noise[2 * i + 1];
-    }
-    kk->upload(c0, tmp, (size_t)N * sizeof(float));
-    kk->upload(c1, tmp + N, (size_t)N * sizeof(float));
+    kk->upload(c0, dp_noise, (size_t)N * sizeof(float));
+    kk->upload(c1, dp_noise + N, (size_t)N * sizeof(float));
     for (int f = hp->dp_n_flows - 1; f >= 0; f--) {
         float *t = c0; /* Flip */
         c0 = c1;
@@ -379,7 +372,6 @@ static int kiln_vdtext_(const kiln_voice_t *v, const kiln_vdrun_t *r, const kiln
         kk->spline_inv(c1, pr, NP, N, bins, hp->dp_tail_bound, 1.0f / sqrtf((float)FC));
     }
     kk->download(w_out, c1, (size_t)N * sizeof(float)); /* channel 0 after the last Flip */
-    free(tmp);
     return 0;
 }
 
@@ -620,8 +612,8 @@ kiln_err_t kiln_vdev_synth_(kiln_voice_t *v, const int *const *ids, const int *n
         memcpy(idsc + off[b], ids[b], (size_t)n_ids[b] * sizeof(int));
         kiln_vrng_seed_(&sq[b].rng, seed + (uint64_t)b * 0x9e3779b9ull);
         for (int t = 0; t < n_ids[b]; t++) {
-            dpn[2 * (off[b] + t)] = kiln_vrng_normal_(&sq[b].rng) * nw;
-            dpn[2 * (off[b] + t) + 1] = kiln_vrng_normal_(&sq[b].rng) * nw;
+            dpn[off[b] + t] = kiln_vrng_normal_(&sq[b].rng) * nw; /* channel 0, then 1 */
+            dpn[N + off[b] + t] = kiln_vrng_normal_(&sq[b].rng) * nw;
         }
     }
     int *dids = (int *)kiln_vdev_ws_(d, KILN_VW_IDS, (size_t)N);
