@@ -4,10 +4,12 @@
  * leaky ReLU, relative-position attention and the inverse rational-quadratic
  * spline. Time-major ([T, C]), fp32. The dense products go through the
  * kernels' CPU backend (kiln_kernels_get(KILN_BACKEND_CPU)->matmul, threaded
- * on the kernels' pool) or OpenBLAS directly, except the 32- and 64-channel
- * convolutions of the decoder, which run a direct AVX-512 loop (no im2col,
- * no packing; x86-64 CPUs with AVX-512F only, where the voice has laid out
- * their weights, kiln_vconv_direct_ok_()); the rest is plain C, split
+ * on the kernels' pool) or OpenBLAS directly, except where a direct
+ * AVX-512 loop is faster (no im2col, no packing; x86-64 CPUs with AVX-512F
+ * only): the 32- and 64-channel convolutions of the decoder that have no
+ * Winograd form (kiln_vconv_direct_ok_()), and the Winograd form's
+ * products (kiln_vdirect_gemm_(); the form itself: winograd.c, which
+ * kiln_vconv1d_ex_() hands a conv to once it has one); the rest is plain C, split
  * over the pool (kiln_parallel_for) by blocks of rows, with row loops
  * written so that GCC vectorises them (no branches, restrict, no
  * reordered sums: the results are the scalar loops' bits).
@@ -42,11 +44,11 @@ static int kiln_vconv_rows_(int T) {
 
 typedef struct kiln_vconv_job_s {
     float *out;
-    const float *inp, *res;
+    const float *inp, *res, *res2; /* res2 (kiln_vconv1d_ex_()) may alias out */
     const kiln_vconv_t *cv;
     int T, dil, stride, pad, Tout;
     int rows; /* input rows per task (kiln_vconv_rows_()) */
-    float slope;
+    float slope, scale;
 } kiln_vconv_job_t;
 
 /*
@@ -100,12 +102,12 @@ static void kiln_vim2col_(float *restrict w, const float *restrict a, int nt, in
  */
 #define KILN_VDIRECT_TARGET __attribute__((target("avx512f"), always_inline)) static inline
 KILN_VDIRECT_TARGET void kiln_vdirect_blk_(float *o, const float *a, const float *wt, int C,
-                                           int K, int dil, const int NV, const int R) {
-    int OC = 16 * NV;
+                                           int K, int dil, int zero, int OC, const int NV,
+                                           const int R) {
     __m512 acc[8][4]; /* R <= 8, NV <= 4 */
     _Pragma("GCC unroll 8") for (int i = 0; i < R; i++)
         _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
-            acc[i][v] = _mm512_loadu_ps(o + (size_t)i * OC + 16 * v);
+            acc[i][v] = zero ? _mm512_setzero_ps() : _mm512_loadu_ps(o + (size_t)i * OC + 16 * v);
     for (int k = 0; k < K; k++) {
         const float *ak = a + (size_t)k * dil * C;
         const float *wk = wt + (size_t)k * C * OC;
@@ -125,21 +127,107 @@ KILN_VDIRECT_TARGET void kiln_vdirect_blk_(float *o, const float *a, const float
             _mm512_storeu_ps(o + (size_t)i * OC + 16 * v, acc[i][v]);
 }
 
-/* nt rows of o for OC = 16 * NV: blocks of R rows, then single rows */
+/*
+ * nt rows of o (+)= ... for 16 * NV of the OC output channels (o and wt
+ * point at the first; rows of both are OC floats apart): blocks of R rows,
+ * then single rows.
+ */
 #define KILN_VDIRECT_FN(NAME, NV, R)                                                          \
-    __attribute__((target("avx512f"))) static void NAME(                                      \
-        float *o, const float *a, const float *wt, int nt, int C, int K, int dil) {         \
+    __attribute__((target("avx512f"))) static void NAME(float *o, const float *a,             \
+                                                        const float *wt, int nt, int C, int K, \
+                                                        int dil, int zero, int OC) {          \
         int r = 0;                                                                            \
         for (; r + R <= nt; r += R)                                                           \
-            kiln_vdirect_blk_(o + (size_t)r * 16 * NV, a + (size_t)r * C, wt, C, K, dil, NV,  \
-                              R);                                                             \
+            kiln_vdirect_blk_(o + (size_t)r * OC, a + (size_t)r * C, wt, C, K, dil, zero, OC, \
+                              NV, R);                                                         \
         for (; r < nt; r++)                                                                   \
-            kiln_vdirect_blk_(o + (size_t)r * 16 * NV, a + (size_t)r * C, wt, C, K, dil, NV,  \
-                              1);                                                             \
+            kiln_vdirect_blk_(o + (size_t)r * OC, a + (size_t)r * C, wt, C, K, dil, zero, OC, \
+                              NV, 1);                                                         \
     }
 KILN_VDIRECT_FN(kiln_vdirect_2_, 2, 8)
 KILN_VDIRECT_FN(kiln_vdirect_4_, 4, 6)
 #endif
+
+#ifdef KILN_VDIRECT
+/*
+ * e^x on 16 lanes: x = n ln2 + r (|r| <= ln2 / 2, ln2 in two parts), e^r
+ * by Cephes' degree-7 polynomial, times 2^n (scalef); x clamped to
+ * [-87.3, 88.7]. Relative error about 1 ulp.
+ */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 kiln_vexp16_(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* the gate on AVX-512F, C a multiple of 16: tanh(a) = 1 - 2 / (e^2a + 1) */
+__attribute__((target("avx512f"))) static void kiln_vgate16_(float *o, const float *a,
+                                                              const float *b, int C) {
+    const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
+    for (int c = 0; c < C; c += 16) {
+        __m512 ea = kiln_vexp16_(_mm512_mul_ps(two, _mm512_loadu_ps(a + c)));
+        __m512 th = _mm512_sub_ps(one, _mm512_div_ps(two, _mm512_add_ps(ea, one)));
+        __m512 eb = kiln_vexp16_(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_loadu_ps(b + c)));
+        _mm512_storeu_ps(o + c, _mm512_div_ps(th, _mm512_add_ps(eb, one)));
+    }
+}
+#endif
+
+void kiln_vgate_row_(float *o, const float *a, const float *b, int C) {
+#ifdef KILN_VDIRECT
+    if (C % 16 == 0 && __builtin_cpu_supports("avx512f")) {
+        kiln_vgate16_(o, a, b, C);
+        return;
+    }
+#endif
+    for (int c = 0; c < C; c++)
+        o[c] = tanhf(a[c]) * (1.0f / (1.0f + expf(-b[c])));
+}
+
+/*
+ * The direct loop beats sgemm on the Winograd products up to 384 channels
+ * either way (measured on joe-medium's shapes: at or under sgemm for C, OC
+ * 32 .. 384; sgemm wins for the 768-channel FFN).
+ */
+#ifndef KILN_VDIRECT_MAX_CH
+#define KILN_VDIRECT_MAX_CH 384
+#endif
+
+int kiln_vdirect_gemm_ok_(int C, int OC) {
+#ifdef KILN_VDIRECT
+    return OC % 32 == 0 && OC <= KILN_VDIRECT_MAX_CH && C <= KILN_VDIRECT_MAX_CH &&
+           __builtin_cpu_supports("avx512f");
+#else
+    (void)C, (void)OC;
+    return 0;
+#endif
+}
+
+int kiln_vdirect_gemm_(float *o, const float *a, const float *w, int nt, int C, int OC) {
+#ifdef KILN_VDIRECT
+    if (kiln_vdirect_gemm_ok_(C, OC)) {
+        int cb = 0;
+        for (; cb + 64 <= OC; cb += 64)
+            kiln_vdirect_4_(o + cb, a, w + cb, nt, C, 1, 1, 1, OC);
+        if (cb < OC)
+            kiln_vdirect_2_(o + cb, a, w + cb, nt, C, 1, 1, 1, OC);
+        return 1;
+    }
+#else
+    (void)o, (void)a, (void)w, (void)nt, (void)C, (void)OC;
+#endif
+    return 0;
+}
 
 int kiln_vconv_direct_ok_(const kiln_vconv_t *cv) {
 #ifdef KILN_VDIRECT
@@ -158,10 +246,29 @@ void kiln_vconv_direct_layout_(const kiln_vconv_t *cv, float *wt) {
                 wt[((size_t)k * C + c) * OC + oc] = cv->w[((size_t)oc * K + k) * C + c];
 }
 
+/* orow = res + res2 + bias (each optional; res or res2 may be orow itself), n values */
+static void kiln_vinit_row_(float *orow, const float *res, const float *res2, const float *bias,
+                            size_t n) {
+    const float *base = res2 == orow ? res2 : res == orow ? res : NULL;
+    const float *add = base == res2 ? res : res2; /* the other one (may be NULL) */
+    if (!base) {
+        if (res)
+            memcpy(orow, res, n * sizeof(float));
+        else
+            memset(orow, 0, n * sizeof(float));
+        add = res ? res2 : NULL;
+    }
+    if (add)
+        kiln_vacc_row_(orow, add, n);
+    if (bias)
+        kiln_vacc_row_(orow, bias, n);
+}
+
 /*
- * Rows [t0, t0 + nt) of out = res + bias + conv(act(inp)): the input rows
- * they read are activated once (zero rows for the padding), gathered into
- * an im2col block by row copies, and multiplied in one sgemm.
+ * Rows [t0, t0 + nt) of out = scale * (res + res2 + bias + conv(act(inp))):
+ * the input rows they read are activated once (zero rows for the padding),
+ * gathered into an im2col block by row copies, and multiplied in one sgemm
+ * (or the direct loop).
  */
 static void kiln_vconv1d_task_(void *vctx, int task, int thread) {
     const kiln_vconv_job_t *j = vctx;
@@ -173,14 +280,9 @@ static void kiln_vconv1d_task_(void *vctx, int task, int thread) {
     (void)thread;
     float *o = j->out + (size_t)t0 * OC;
     for (int r = 0; r < nt; r++) {
-        float *orow = o + (size_t)r * OC;
-        const float *rr = j->res ? j->res + (size_t)(t0 + r) * OC : NULL;
-        if (!rr)
-            memset(orow, 0, (size_t)OC * sizeof(float));
-        else if (rr != orow)
-            memcpy(orow, rr, (size_t)OC * sizeof(float));
-        if (cv->b)
-            kiln_vacc_row_(orow, cv->b, (size_t)OC);
+        size_t off = (size_t)(t0 + r) * OC;
+        kiln_vinit_row_(o + (size_t)r * OC, j->res ? j->res + off : NULL,
+                        j->res2 ? j->res2 + off : NULL, cv->b, (size_t)OC);
     }
     const float *col;
     if (K == 1 && j->slope == 1.0f) {
@@ -204,29 +306,43 @@ static void kiln_vconv1d_task_(void *vctx, int task, int thread) {
             else
                 kiln_vact_row_(dst, j->inp + (size_t)ti * C, (size_t)C, j->slope);
         }
+        col = w;
 #ifdef KILN_VDIRECT
         if (cv->wt) { /* direct path (kiln_vconv_direct_ok_()) */
             if (OC == 32)
-                kiln_vdirect_2_(o, a, cv->wt, nt, C, K, dil);
+                kiln_vdirect_2_(o, a, cv->wt, nt, C, K, dil, 0, OC);
             else
-                kiln_vdirect_4_(o, a, cv->wt, nt, C, K, dil);
-            return;
+                kiln_vdirect_4_(o, a, cv->wt, nt, C, K, dil, 0, OC);
+            col = NULL;
         }
 #endif
         /* weights are k-major ([OC, K, C]), so each tap is one row copy */
-        if (K > 1)
+        if (col && K > 1)
             kiln_vim2col_(w, a, nt, C, K, dil);
-        col = w;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, OC, (int)ck, 1.0f, col, (int)ck,
-                cv->w, (int)ck, 1.0f, o, OC);
+    if (col)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, OC, (int)ck, 1.0f, col,
+                    (int)ck, cv->w, (int)ck, 1.0f, o, OC);
+    if (j->scale != 1.0f)
+        for (size_t i = 0; i < (size_t)nt * OC; i++)
+            o[i] *= j->scale;
+}
+
+void kiln_vconv1d_ex_(float *out, const float *inp, const kiln_vconv_t *cv, int T, int dil,
+                      float slope, const float *res, const float *res2, float scale) {
+    if (cv->wu) {
+        kiln_vwino_conv1d_(out, inp, cv, T, dil, slope, res, res2, scale);
+        return;
+    }
+    kiln_vconv_job_t j = {.out = out, .inp = inp, .res = res, .res2 = res2, .cv = cv, .T = T,
+                          .dil = dil, .slope = slope, .scale = scale,
+                          .rows = kiln_vconv_rows_(T)};
+    kiln_parallel_for((T + j.rows - 1) / j.rows, kiln_vconv1d_task_, &j);
 }
 
 void kiln_vconv1d_(float *out, const float *inp, const kiln_vconv_t *cv, int T, int dil,
                    float slope, const float *res) {
-    kiln_vconv_job_t j = {.out = out, .inp = inp, .res = res, .cv = cv, .T = T, .dil = dil,
-                          .slope = slope, .rows = kiln_vconv_rows_(T)};
-    kiln_parallel_for((T + j.rows - 1) / j.rows, kiln_vconv1d_task_, &j);
+    kiln_vconv1d_ex_(out, inp, cv, T, dil, slope, res, NULL, 1.0f);
 }
 
 void kiln_vkmajor_(kiln_vconv_t *cv, float *tmp) {

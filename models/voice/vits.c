@@ -223,9 +223,7 @@ static void kiln_vgate_task_(void *vctx, int task, int thread) {
     (void)thread;
     for (int t = task * KILN_VGATE_ROWS; t < t1; t++) {
         const float *r = j->inp + (size_t)t * 2 * C;
-        float *o = j->out + (size_t)t * C;
-        for (int c = 0; c < C; c++)
-            o[c] = tanhf(r[c]) * (1.0f / (1.0f + expf(-r[C + c])));
+        kiln_vgate_row_(j->out + (size_t)t * C, r, r + C, C);
     }
 }
 
@@ -325,24 +323,25 @@ static int kiln_vdecode_(const kiln_voice_t *v, const float *z, int F, float *pc
             goto out;
         kiln_vconv_transpose_(u, x, up, T, st, pad, 0.1f);
         /* mean of the resblocks; each is x = x + conv_d(leaky(x)) over its
-         * dilations (leaky ReLU and residual fused into the convolution) */
+         * dilations (leaky ReLU and residual fused into the convolution);
+         * the last conv of each adds its result into acc, and the last of
+         * all scales the sum, in the same pass */
+        float inv = 1.0f / (float)hp->n_res;
         for (int j = 0; j < hp->n_res; j++) {
             const float *src = u;
             for (int d = 0; d < hp->n_dil; d++) {
+                const kiln_vconv_t *cv = &v->res[s * hp->n_res + j][d];
+                int dl = hp->res_dil[j][d];
+                if (d == hp->n_dil - 1) {
+                    kiln_vconv1d_ex_(acc, src, cv, T2, dl, 0.1f, src, j ? acc : NULL,
+                                     j == hp->n_res - 1 ? inv : 1.0f);
+                    break;
+                }
                 float *dst = (d % 2 == 0) ? a : c;
-                kiln_vconv1d_(dst, src, &v->res[s * hp->n_res + j][d], T2, hp->res_dil[j][d],
-                              0.1f, src);
+                kiln_vconv1d_(dst, src, cv, T2, dl, 0.1f, src);
                 src = dst;
             }
-            if (j == 0)
-                memcpy(acc, src, n * sizeof(float));
-            else
-                for (size_t i = 0; i < n; i++)
-                    acc[i] += src[i];
         }
-        float inv = 1.0f / (float)hp->n_res;
-        for (size_t i = 0; i < n; i++)
-            acc[i] *= inv;
         free(x);
         x = acc;
         acc = NULL;
@@ -482,10 +481,30 @@ static void kiln_vbatch_task_(void *ctx, int task, int thread) {
 }
 
 /*
- * Once per voice, before its first synthesis: the [K, C, OC] copies of the
- * resblock weights that kiln_vconv1d_()'s direct path takes (where the CPU
- * and the shapes allow it). Serialised over all voices by one mutex; a
- * copy that cannot be allocated leaves its conv on the im2col path.
+ * The CPU form of one conv: its Winograd form where it takes one (and
+ * \p wino), else, for the resblocks (\p res), the direct path's copy of
+ * the weights where the CPU and the shape allow it; neither leaves it on
+ * im2col + sgemm (also when the memory for a copy cannot be had).
+ */
+static void kiln_vprep_conv_(kiln_voice_t *v, kiln_vconv_t *cv, int wino, int res) {
+    if (!cv->w || cv->wu || cv->wt)
+        return;
+    int m = kiln_vwino_m_(cv->k);
+    if (wino && m > 0 && !kiln_vwino_prepare_(v, cv, m))
+        return;
+    if (!res || !kiln_vconv_direct_ok_(cv))
+        return;
+    float *wt = kiln_voice_take_(v, (size_t)cv->oc * cv->ic * cv->k);
+    if (wt)
+        kiln_vconv_direct_layout_(cv, wt);
+    cv->wt = wt;
+}
+
+/*
+ * Once per voice, before its first synthesis on the CPU: the convs' CPU
+ * forms (kiln_vprep_conv_()). Serialised over all voices by one mutex.
+ * KILN_VOICE_WINOGRAD=0 in the environment keeps the Winograd form off
+ * (the direct and im2col paths only: for comparisons).
  */
 static void kiln_vdirect_prepare_(kiln_voice_t *v) {
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -493,17 +512,21 @@ static void kiln_vdirect_prepare_(kiln_voice_t *v) {
         return;
     pthread_mutex_lock(&mu);
     if (!v->direct_ready) {
-        for (int s = 0; s < v->hp.n_ups; s++)
-            for (int j = 0; j < v->hp.n_res; j++)
-                for (int d = 0; d < v->hp.n_dil; d++) {
-                    kiln_vconv_t *cv = &v->res[s * v->hp.n_res + j][d];
-                    if (cv->wt || !cv->w || !kiln_vconv_direct_ok_(cv))
-                        continue;
-                    float *wt = kiln_voice_take_(v, (size_t)cv->oc * cv->ic * cv->k);
-                    if (wt)
-                        kiln_vconv_direct_layout_(cv, wt);
-                    cv->wt = wt;
-                }
+        const char *we = getenv("KILN_VOICE_WINOGRAD");
+        int wino = !we || strcmp(we, "0");
+        const kiln_vhparams_t *hp = &v->hp;
+        for (int s = 0; s < hp->n_ups; s++)
+            for (int j = 0; j < hp->n_res; j++)
+                for (int d = 0; d < hp->n_dil; d++)
+                    kiln_vprep_conv_(v, &v->res[s * hp->n_res + j][d], wino, 1);
+        for (int f = 0; f < hp->n_flows; f++)
+            for (int i = 0; i < hp->wn_layers; i++)
+                kiln_vprep_conv_(v, &v->flow[f].in[i], wino, 0);
+        for (int l = 0; l < hp->n_layers; l++) {
+            kiln_vprep_conv_(v, &v->enc[l].ffn1, wino, 0);
+            kiln_vprep_conv_(v, &v->enc[l].ffn2, wino, 0);
+        }
+        kiln_vprep_conv_(v, &v->conv_pre, wino, 0);
         atomic_store_explicit(&v->direct_ready, 1, memory_order_release);
     }
     pthread_mutex_unlock(&mu);

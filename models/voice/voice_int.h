@@ -32,6 +32,12 @@ typedef struct kiln_vconv_s {
     /* optional second copy of w as [K, C, OC] for kiln_vconv1d_()'s direct
      * path (kiln_vconv_direct_ok_()); set once by kiln_vdirect_prepare_() */
     float *wt;
+    /* optional Winograd form F(wm, k) (models/voice/winograd.c): the
+     * transformed weights [n, C, OC] (n = wm + k - 1), then AT [wm, n] and
+     * BT [n, n]; set once by kiln_vwino_prepare_(), then kiln_vconv1d_()
+     * takes that path */
+    float *wu;
+    int wm;
 } kiln_vconv_t;
 
 typedef struct kiln_vln_s {
@@ -124,6 +130,15 @@ void kiln_vconv1d_(float *out, const float *inp, const kiln_vconv_t *cv, int T, 
                    float slope, const float *res);
 
 /**
+ * out = scale * (res + res2 + conv(act(inp))): kiln_vconv1d_() with a
+ * second residual \p res2 (optional; it may alias out, res then must not)
+ * and a scale on the sum, in the same pass (the decoder's mean of its
+ * resblocks accumulates this way).
+ */
+void kiln_vconv1d_ex_(float *out, const float *inp, const kiln_vconv_t *cv, int T, int dil,
+                      float slope, const float *res, const float *res2, float scale);
+
+/**
  * Whether kiln_vconv1d_() can take its direct path for \p cv (no im2col,
  * no sgemm: a register-blocked AVX-512 loop over taps and channels, for the
  * narrow convolutions of the decoder's last stages) once cv->wt holds
@@ -140,6 +155,55 @@ void kiln_vconv_direct_layout_(const kiln_vconv_t *cv, float *wt);
  * \p tmp holds C * K floats.
  */
 void kiln_vkmajor_(kiln_vconv_t *cv, float *tmp);
+
+/**
+ * o[nt, OC] = a[nt, C] w[C, OC] on the direct AVX-512 loop when OC is 32
+ * or 64 and the CPU has AVX-512F. @returns 0 (nothing done) otherwise.
+ */
+int kiln_vdirect_gemm_(float *o, const float *a, const float *w, int nt, int C, int OC);
+
+/**
+ * o[c] = tanh(a[c]) * sigmoid(b[c]), C values (WaveNet's gate): AVX-512F
+ * with a polynomial e^x where the CPU has it and C is a multiple of 16
+ * (within 1e-6 of tanhf/expf, tests/0607), tanhf and expf otherwise.
+ */
+void kiln_vgate_row_(float *o, const float *a, const float *b, int C);
+
+/** Whether kiln_vdirect_gemm_() takes [C] x [C, OC] products on this CPU. */
+int kiln_vdirect_gemm_ok_(int C, int OC);
+
+/* ---- the Winograd form (models/voice/winograd.c) */
+
+/** The tile size m kiln uses for an odd kernel size K (0: none). */
+int kiln_vwino_m_(int K);
+
+/**
+ * F(m, K)'s matrices: at [m, n], bt [n, n] (floats), g [n, K] (doubles),
+ * n = m + K - 1 <= 12, K <= 9. @returns 0, or -1 for sizes out of range.
+ */
+int kiln_vwino_matrices_(int m, int K, float *at, float *bt, double *g);
+
+/**
+ * Gives \p cv (k-major weights, odd K >= 3, C and OC multiples of 16) its
+ * Winograd form F(m, K) in memory of \p v; kiln_vconv1d_() then computes
+ * it that way. @returns 0, or -1 (no memory, or a shape it does not take:
+ * cv unchanged).
+ */
+int kiln_vwino_prepare_(kiln_voice_t *v, kiln_vconv_t *cv, int m);
+
+/**
+ * The constant AT and BT the AVX-512 transforms use for F(m, n - m + 1)
+ * (they must equal kiln_vwino_matrices_()'s). @returns -1 for a size
+ * without tables.
+ */
+int kiln_vwino_tables_(int m, int n, const float **at, const float **bt);
+
+/** Tests: 0 makes the Winograd transforms take their plain C form on any CPU. */
+void kiln_vwino_set_simd_(int on);
+
+/** kiln_vconv1d_ex_() for a conv with its Winograd form (cv->wu). */
+void kiln_vwino_conv1d_(float *out, const float *inp, const kiln_vconv_t *cv, int T, int dil,
+                        float slope, const float *res, const float *res2, float scale);
 
 /** Depthwise conv (w [C, 1, K]) with dilation, same padding. */
 void kiln_vdwconv_(float *out, const float *inp, const kiln_vconv_t *cv, int T, int dil);
