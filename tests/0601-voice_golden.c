@@ -16,7 +16,12 @@
  *     espeak-ng data between the two versions), and a listed sentence that
  *     starts matching is reported so the list shrinks;
  *   - kiln_voice_speak(): sentence split, Piper's peak normalisation, and
- *     the stochastic mode (same seed, same audio; another seed, another).
+ *     the stochastic mode (same seed, same audio; another seed, another);
+ *   - long sentences (where kiln departs from Piper): 2000 words without
+ *     punctuation come out as sentences of at most
+ *     KILN_VOICE_MAX_SENTENCE_PHONEMES phonemes, cut at spaces (words
+ *     counted: only espeak-ng's own clause joins merge any); a long
+ *     comma-separated sentence ends its pieces at commas.
  *
  * Needs the voice (make voices: var/models/voices/en_US-joe-medium, or
  * KILN_VOICE); skips (77) without it.
@@ -237,6 +242,56 @@ int main(void) {
     fclose(cf);
     printf("# front end: ids identical on %d/%d sentences (%d listed as known differences)\n",
            fe_same, fe_total, fe_known);
+    SUB_TEST_PASS();
+
+    SUB_TEST("front end: overlong sentences are cut at clauses, then at spaces");
+    {
+        static const char *words[] = {"seven", "quiet", "wizards", "hex", "the", "jumbo", "crates"};
+        enum { NW = 2000 };
+        size_t cap = (size_t)NW * 10 + 1, len = 0;
+        char *t = malloc(cap);
+        TEST_ASSERT(t != NULL, "no memory");
+        for (int i = 0; i < NW; i++)
+            len += (size_t)snprintf(t + len, cap - len, "%s%s", i ? " " : "", words[(i * 5) % 7]);
+        kiln_voice_text_t tx;
+        TEST_ASSERT(kiln_voice_phonemize(v, t, &tx, err, sizeof(err)) == KILN_OK, "%s", err);
+        int nwords = 0, longest = 0;
+        for (int i = 0; i < tx.n; i++) {
+            int ph = (tx.s[i].n_ids - 3) / 2;
+            longest = ph > longest ? ph : longest;
+            nwords += tx.s[i].n_words;
+            TEST_CHECK(tx.s[i].ids[0] == tx.s[0].ids[0] &&
+                           tx.s[i].ids[tx.s[i].n_ids - 1] == tx.s[0].ids[tx.s[0].n_ids - 1],
+                       "sentence %d lacks its BOS/EOS", i);
+        }
+        TEST_CHECK(tx.n >= 2 && longest <= KILN_VOICE_MAX_SENTENCE_PHONEMES,
+                   "%d sentences, the longest %d phonemes", tx.n, longest);
+        /* espeak-ng itself breaks a long clause every ~150 words and the
+         * pieces join without a space (one word fewer, as in Piper) */
+        TEST_CHECK(nwords >= NW - NW / 100 && nwords <= NW, "%d words out of %d", nwords, NW);
+        printf("# %d words without punctuation: %d sentences, the longest %d phonemes\n", NW,
+               tx.n, longest);
+        kiln_voice_text_clear(&tx);
+        /* clauses of six words, separated by commas: pieces end at a comma */
+        len = 0;
+        for (int i = 0; i < 120; i++)
+            len += (size_t)snprintf(t + len, cap - len, "%sseven quiet wizards hex the crates",
+                                    i ? ", " : "");
+        TEST_ASSERT(kiln_voice_phonemize(v, t, &tx, err, sizeof(err)) == KILN_OK, "%s", err);
+        TEST_CHECK(tx.n >= 2, "%d sentences", tx.n);
+        for (int i = 0; i + 1 < tx.n; i++) {
+            const char *ph = tx.s[i].phonemes;
+            size_t pl = strlen(ph);
+            while (pl > 0 && ph[pl - 1] == ' ')
+                pl--;
+            TEST_CHECK(pl > 0 && ph[pl - 1] == ',', "piece %d does not end at a comma: ...%s", i,
+                       pl > 20 ? ph + pl - 20 : ph);
+            TEST_CHECK((tx.s[i].n_ids - 3) / 2 <= KILN_VOICE_MAX_SENTENCE_PHONEMES,
+                       "piece %d: %d ids", i, tx.s[i].n_ids);
+        }
+        kiln_voice_text_clear(&tx);
+        free(t);
+    }
     SUB_TEST_PASS();
 
     SUB_TEST("speak: sentences, normalisation, stochastic mode");

@@ -126,11 +126,22 @@ typedef struct kiln_voice_text_s {
     int n_unknown;       /* phonemes not in the voice's map (skipped, as Piper does) */
 } kiln_voice_text_t;
 
+/*
+ * The longest sentence kiln_voice_phonemize() makes, in phonemes (about
+ * 20 s of speech; a sentence's time and memory in the model grow with its
+ * length, the encoder's quadratically). Piper has no limit; the golden
+ * corpus's longest sentence has 168.
+ */
+#define KILN_VOICE_MAX_SENTENCE_PHONEMES 400
+
 /**
  * Phonemises \p text (UTF-8) as Piper does: espeak-ng clauses with their
  * terminators (. , : ; ? !) kept as phonemes, split into sentences, each
  * mapped to ids with the voice's phoneme_id_map. Raw phonemes may be given
- * in [[ double brackets ]]. Empty sentences are dropped.
+ * in [[ double brackets ]]. Empty sentences are dropped. Unlike Piper, a
+ * sentence that would pass KILN_VOICE_MAX_SENTENCE_PHONEMES ends at the
+ * clause boundary before (a comma, ...), and a clause longer than that is
+ * cut at a space.
  * @returns KILN_OK, KILN_ERR_BAD_INPUT (invalid UTF-8, nothing to say), or
  *          KILN_ERR__NOMEM; free \p out with kiln_voice_text_clear().
  */

@@ -445,6 +445,38 @@ static int kiln_fe_close_(kiln_fe_t *fe) {
     return 0;
 }
 
+/*
+ * Closes the open sentence at code point \p cut: [0, cut) becomes a sentence
+ * and [cut + skip, n) stays open (with no source text of its own).
+ */
+static int kiln_fe_split_(kiln_fe_t *fe, int cut, int skip) {
+    kiln_cps_t *c = &fe->cur;
+    int n = c->n, rest = n - cut - skip;
+    c->n = cut;
+    if (kiln_fe_close_(fe))
+        return -1;
+    memmove(c->v, c->v + cut + skip, (size_t)(rest > 0 ? rest : 0) * sizeof(uint32_t));
+    c->n = rest > 0 ? rest : 0;
+    return 0;
+}
+
+/*
+ * A clause longer than KILN_VOICE_MAX_SENTENCE_PHONEMES (no punctuation
+ * for that long) is cut at its last space within the limit (mid-word only
+ * where a word is longer than that), as often as it takes.
+ */
+static int kiln_fe_cut_long_(kiln_fe_t *fe) {
+    kiln_cps_t *c = &fe->cur;
+    while (c->n > KILN_VOICE_MAX_SENTENCE_PHONEMES) {
+        int cut = KILN_VOICE_MAX_SENTENCE_PHONEMES;
+        while (cut > 0 && c->v[cut] != ' ')
+            cut--;
+        if (kiln_fe_split_(fe, cut > 0 ? cut : KILN_VOICE_MAX_SENTENCE_PHONEMES, cut > 0))
+            return -1;
+    }
+    return 0;
+}
+
 /* Extends the open sentence's source text to s[0, n). */
 static void kiln_fe_span_(kiln_fe_t *fe, const char *s, size_t n) {
     if (!fe->src) {
@@ -484,6 +516,12 @@ static int kiln_fe_espeak_(kiln_fe_t *fe, const char *s, size_t n, int before_ra
                                            : kiln_clause_terminator_(start, consumed,
                                                                      p != NULL && *p, &term);
         const char *own_end = start + kiln_clause_len_(start, consumed, p != NULL && *p);
+        /* a sentence that this clause would take past the limit ends before it */
+        if (fe->cur.n > 0 && ph && fe->cur.n + (int)strlen(ph) > KILN_VOICE_MAX_SENTENCE_PHONEMES &&
+            kiln_fe_close_(fe)) {
+            rc = -1;
+            break;
+        }
         if (own_end > own) {
             kiln_fe_span_(fe, s + (own - buf), (size_t)(own_end - own));
             own = own_end;
@@ -516,6 +554,8 @@ static int kiln_fe_espeak_(kiln_fe_t *fe, const char *s, size_t n, int before_ra
         free(clean);
         if (!e && fe->compat152)
             e = kiln_espeak152_en_(&fe->cur, from);
+        if (!e && kiln_fe_cut_long_(fe))
+            e = -1;
         if (e) {
             rc = e;
             break;

@@ -7,6 +7,9 @@
  * frame of its first phoneme id and ends after the frames of its last one
  * (the space after it belongs to the gap). Words are espeak-ng's phoneme
  * words, labelled with their IPA: a number such as "1990" is two of them.
+ * The pieces of an overlong sentence cut inside a clause (no source text of
+ * their own, KILN_VOICE_MAX_SENTENCE_PHONEMES) are sentences of the JSON
+ * with an empty text; in WebVTT the cue of the text runs on over them.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -37,15 +40,25 @@ int kiln_voice_write_timings(const kiln_voice_t *v, const kiln_voice_text_t *tx,
     if (vtt)
         fprintf(fp, "WEBVTT\n\n");
     json_t *root = vtt ? NULL : json_object(), *sents = vtt ? NULL : json_array();
-    int k0 = 0;
+    int k0 = 0, cue = 0;
     for (int b = 0; b < tx->n && b < a->n_sent; b++) {
         const kiln_voice_sentence_t *s = &tx->s[b];
         const int *dur = a->durations + k0;
         size_t base = a->sent_start[b];
         size_t len = kiln_vt_at_(dur, s->n_ids, hop);
         double t0 = kiln_vt_sec_(v, base), t1 = kiln_vt_sec_(v, base + len);
+        if (vtt && !s->text[0] && b > 0) { /* a continuation (an overlong sentence's
+                                              * cut): its time went to the cue before */
+            k0 += s->n_ids;
+            continue;
+        }
         if (vtt) {
-            fprintf(fp, "%d\n", b + 1);
+            /* the cue runs on over the continuations that follow it */
+            for (int c = b + 1, kc = k0 + s->n_ids; c < tx->n && c < a->n_sent && !tx->s[c].text[0];
+                 kc += tx->s[c].n_ids, c++)
+                t1 = kiln_vt_sec_(v, a->sent_start[c] +
+                                         kiln_vt_at_(a->durations + kc, tx->s[c].n_ids, hop));
+            fprintf(fp, "%d\n", ++cue);
             kiln_vt_vtt_time_(fp, t0);
             fprintf(fp, " --> ");
             kiln_vt_vtt_time_(fp, t1);
