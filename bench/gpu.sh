@@ -163,6 +163,7 @@ CFLAGS="-std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-format-truncation -fPIC -D_
 SRCS=(kernels/dispatch.c kernels/cpu/*.c models/whisper/whisper.c models/whisper/loader.c
       models/whisper/mel.c models/whisper/ct2.c models/whisper/ggml.c models/whisper/hf.c
       models/voice/loader.c models/voice/vits.c models/voice/vits_dev.c models/voice/ops.c
+      models/voice/winograd.c
       lib/log.c lib/err.c)
 ARCH=${CUDA_ARCH:-sm_90}
 objs=()

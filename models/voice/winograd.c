@@ -31,10 +31,11 @@
  *
  * Sizes (kiln_vwino_m_()): F(6, 3), F(4, 5) (n = 8, points 0, +-1, +-2,
  * +-1/2) and F(4, 7) (n = 10, adding +-3). On joe-medium's shapes, one
- * thread, they make the convolutions 1.6 to 2.8x faster than im2col +
- * sgemm and 1.2 to 1.8x faster than the direct loop; they differ from the
- * plain path by about 1e-6 (n = 8) and 2e-5 (n = 10) of the output's
- * range (tests/0607), and the voice's audio stays at 82+ dB SNR against
+ * thread, they make the convolutions 1.4 to 2.8x faster than the faster of
+ * im2col + sgemm and the direct loop (bench/voice_convs.c; the least gain
+ * on the 32-channel stage, where the transforms weigh most); they differ
+ * from the plain path by about 1e-6 (n = 8) and 3e-5 (n = 10) of the
+ * output's range (tests/0607), and the voice's audio stays at 82+ dB SNR against
  * Piper (tests/0601). On AVX-512F CPUs the transforms of those three sizes
  * are unrolled with their matrices as compile-time constants (the tables
  * below, checked bit for bit against the construction); elsewhere, plain C.
