@@ -199,9 +199,7 @@ void kiln_vgate_row_(float *o, const float *a, const float *b, int C) {
  * either way (measured on joe-medium's shapes: at or under sgemm for C, OC
  * 32 .. 384; sgemm wins for the 768-channel FFN).
  */
-#ifndef KILN_VDIRECT_MAX_CH
 #define KILN_VDIRECT_MAX_CH 384
-#endif
 
 int kiln_vdirect_gemm_ok_(int C, int OC) {
 #ifdef KILN_VDIRECT
@@ -249,17 +247,16 @@ void kiln_vconv_direct_layout_(const kiln_vconv_t *cv, float *wt) {
 /* orow = res + res2 + bias (each optional; res or res2 may be orow itself), n values */
 static void kiln_vinit_row_(float *orow, const float *res, const float *res2, const float *bias,
                             size_t n) {
-    const float *base = res2 == orow ? res2 : res == orow ? res : NULL;
-    const float *add = base == res2 ? res : res2; /* the other one (may be NULL) */
-    if (!base) {
-        if (res)
-            memcpy(orow, res, n * sizeof(float));
-        else
-            memset(orow, 0, n * sizeof(float));
-        add = res ? res2 : NULL;
+    if (res2 == orow) { /* the one already in place first */
+        res2 = res;
+        res = orow;
     }
-    if (add)
-        kiln_vacc_row_(orow, add, n);
+    if (!res)
+        memset(orow, 0, n * sizeof(float));
+    else if (res != orow)
+        memcpy(orow, res, n * sizeof(float));
+    if (res2)
+        kiln_vacc_row_(orow, res2, n);
     if (bias)
         kiln_vacc_row_(orow, bias, n);
 }
