@@ -8,8 +8,10 @@ EnglishTextNormalizer, loaded from the package files without torch).
 
 DIR/transcripts.tsv holds "file<TAB>reference text". Each HYP is either
 `kiln transcribe --format json` output (one JSON object per line, "file" and
-"text") or a TSV whose first column is the file and last column the text
-(tests/golden/whisper-tiny.en-dev.tsv, made by faster-whisper). Prints one
+"text") or a TSV whose first column is the file and last column the text,
+except a golden file of tests/golden/make_whisper_golden.py
+(tests/golden/whisper-tiny.en-dev.tsv, made by faster-whisper: file,
+seconds, tokens, text, avg_logprob/no_speech_prob), whose text is its 4th. Prints one
 line per HYP: name, files scored, WER in percent (with --json: one JSON
 object per HYP, {"hyp", "files", "of", "wer"}; cmd/bench_asr.c reads these).
 
@@ -45,7 +47,8 @@ def read_hyp(path):
                 out[os.path.basename(o["file"])] = o["text"]
             else:
                 cols = line.split("\t")
-                out[os.path.basename(cols[0])] = cols[-1] if len(cols) > 1 else ""
+                golden = len(cols) == 5 and "/" in cols[4] and cols[2][:1].isdigit()
+                out[os.path.basename(cols[0])] = (cols[3] if golden else cols[-1]) if len(cols) > 1 else ""
     return out
 
 
