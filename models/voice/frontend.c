@@ -516,7 +516,8 @@ static int kiln_fe_espeak_(kiln_fe_t *fe, const char *s, size_t n, int before_ra
                                            : kiln_clause_terminator_(start, consumed,
                                                                      p != NULL && *p, &term);
         const char *own_end = start + kiln_clause_len_(start, consumed, p != NULL && *p);
-        /* a sentence that this clause would take past the limit ends before it */
+        /* a sentence that this clause would take past the limit ends before it
+         * (the clause's IPA bytes: an upper bound on its phonemes) */
         if (fe->cur.n > 0 && ph && fe->cur.n + (int)strlen(ph) > KILN_VOICE_MAX_SENTENCE_PHONEMES &&
             kiln_fe_close_(fe)) {
             rc = -1;

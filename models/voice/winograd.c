@@ -172,18 +172,14 @@ typedef struct kiln_vwino_job_s {
     float slope, scale;
 } kiln_vwino_job_t;
 
-#define KILN_VWINO_INLINE static inline __attribute__((always_inline))
-
 /*
- * The input transform of one tile, 16 channels at a time:
- * v[p * vs + c] = sum_i bt[p][i] act(a[i * as + c]), n points (a constant
- * where it is inlined, so the loops unroll; the zero entries of BT are
- * skipped by a branch that is the same for every tile); act(x) =
- * max(x, sl * x), the leaky ReLU (0 <= sl <= 1), or x for sl = 1.
+ * The input transform of one tile in plain C (any CPU), 16 channels at a
+ * time: v[p * vs + c] = sum_i bt[p][i] act(a[i * as + c]), n points (the
+ * zero entries of BT skipped); act(x) = max(x, sl * x), the leaky ReLU
+ * (0 <= sl <= 1), or x for sl = 1.
  */
-KILN_VWINO_INLINE void kiln_vwino_in_(float *restrict v, size_t vs, const float *restrict a,
-                                      size_t as, const float *restrict bt, int C, float sl,
-                                      const int n) {
+static void kiln_vwino_in_(float *restrict v, size_t vs, const float *restrict a, size_t as,
+                           const float *restrict bt, int C, float sl, int n) {
     for (int c0 = 0; c0 < C; c0 += 16) {
         float x[KILN_VWINO_MAXN][16];
         for (int i = 0; i < n; i++)
@@ -206,15 +202,14 @@ KILN_VWINO_INLINE void kiln_vwino_in_(float *restrict v, size_t vs, const float 
 }
 
 /*
- * The output transform of one tile: o[jj * os + c] = sc * (res[jj * os + c]
+ * The output transform of one tile in plain C: o[jj * os + c] = sc * (res[jj * os + c]
  * + res2[jj * os + c] + bias[c] + sum_p at[jj][p] mm[p * ms + c]) for the
  * first mo of its outputs (res, res2, bias: 0 where NULL; res or res2 may
  * alias o).
  */
-KILN_VWINO_INLINE void kiln_vwino_out_(float *o, size_t os, const float *res, const float *res2,
-                                       const float *restrict bias, float sc,
-                                       const float *restrict mm, size_t ms,
-                                       const float *restrict at, int OC, int mo, const int n) {
+static void kiln_vwino_out_(float *o, size_t os, const float *res, const float *res2,
+                            const float *restrict bias, float sc, const float *restrict mm,
+                            size_t ms, const float *restrict at, int OC, int mo, int n) {
     for (int c0 = 0; c0 < OC; c0 += 16) {
         float x[KILN_VWINO_MAXN][16];
         for (int p = 0; p < n; p++)
